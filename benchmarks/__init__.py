@@ -1,0 +1,1 @@
+"""Benchmarks: the reference workload, its peers in other engines, and the runner (see README.md)."""

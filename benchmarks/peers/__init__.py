@@ -1,0 +1,1 @@
+"""One module per peer engine; each exposes ``NAME``, ``PACKAGE`` and ``setup() -> decide``."""
