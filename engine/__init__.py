@@ -1,0 +1,1 @@
+"""Rules-as-code policy engine: parse, check, compile and explain licensing policy."""

@@ -1,0 +1,184 @@
+"""Diagnostics: typed, coded, located problems, and the one renderer that shows them.
+
+Every stage (parser, checker, loader, case validation) reports problems as `Diagnostic`
+values collected into lists; only the API boundary raises, with `PolicyError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Severity(str, Enum):
+    """How bad a finding is: errors stop compilation, warnings and notes do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file. Lines and columns are 1-based; `end_col` is exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NO_SPAN = Span("<unknown>", 0, 0, 0, 0)
+
+
+class Diagnostic(BaseModel):
+    """One problem found in a policy, a vocabulary, a table file or a case."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity = Severity.ERROR
+    message: str
+    file: str
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+    help: str | None = None
+
+    @classmethod
+    def at(
+        cls,
+        code: str,
+        message: str,
+        span: Span,
+        help: str | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> Diagnostic:
+        """Build a diagnostic located at a syntax-tree span."""
+        return cls(
+            code=code,
+            severity=severity,
+            message=message,
+            file=span.file,
+            line=span.line,
+            column=span.col,
+            end_line=span.end_line,
+            end_column=span.end_col,
+            help=help,
+        )
+
+    @property
+    def location(self) -> str:
+        """`file:line:col`, the form editors and terminals turn into links."""
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        """Diagnostics are reported in source order, as a reader meets them."""
+        return (self.file, self.line, self.column, self.code)
+
+
+class PolicyError(Exception):
+    """Raised at the API boundary when a policy cannot be loaded or compiled.
+
+    Carries every diagnostic that was collected, not only the first.
+    """
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], sources: Mapping[str, str] | None = None):
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        self.sources = dict(sources or {})
+        super().__init__(render_all(self.diagnostics, self.sources, color=False))
+
+
+class CaseError(Exception):
+    """Raised when a case does not satisfy the policy's fact declarations.
+
+    `problems` lists each bad field path with the reason, so an integrator can fix
+    all of them at once.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"  {path}: {reason}" for path, reason in problems]
+        super().__init__("invalid case:\n" + "\n".join(lines))
+
+
+class UsageError(Exception):
+    """A mistake in how the engine was asked to do something (unknown version, bad date)."""
+
+    def __init__(self, message: str, help: str | None = None):
+        self.help = help
+        super().__init__(message)
+
+
+def _source_line(sources: Mapping[str, str], file: str, line: int) -> str | None:
+    """The text of one source line, from the given sources or from disk."""
+    text = sources.get(file)
+    if text is None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError:
+            return None
+    lines = text.splitlines()
+    if 1 <= line <= len(lines):
+        return lines[line - 1]
+    return None
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+
+_SEVERITY_COLOR = {Severity.ERROR: "1;31", Severity.WARNING: "1;33", Severity.NOTE: "1;36"}
+
+
+def render(diagnostic: Diagnostic, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
+    """Render one diagnostic the way rustc and Cedar do: header, location, source line, underline, help."""
+    sources = sources or {}
+    head = _paint(f"{diagnostic.severity.value}[{diagnostic.code}]", _SEVERITY_COLOR[diagnostic.severity], color)
+    out = [f"{head}: {diagnostic.message}", f"  --> {diagnostic.location}"]
+    line_text = _source_line(sources, diagnostic.file, diagnostic.line) if diagnostic.line > 0 else None
+    if line_text is not None:
+        gutter = str(diagnostic.line)
+        pad = " " * len(gutter)
+        start = max(diagnostic.column, 1)
+        if diagnostic.end_line == diagnostic.line and diagnostic.end_column > start:
+            width = diagnostic.end_column - start
+        else:
+            width = max(len(line_text) - start + 1, 1)
+        underline = " " * (start - 1) + "^" * width
+        out += [f"{pad} |", f"{gutter} | {line_text}", f"{pad} | {_paint(underline, '1;31', color)}"]
+    if diagnostic.help:
+        out.append(f"  = help: {diagnostic.help}")
+    return "\n".join(out)
+
+
+def render_all(
+    diagnostics: Iterable[Diagnostic], sources: Mapping[str, str] | None = None, color: bool = False
+) -> str:
+    """Render many diagnostics separated by blank lines, in source order."""
+    ordered = sorted(diagnostics, key=Diagnostic.sort_key)
+    return "\n\n".join(render(d, sources, color) for d in ordered)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    """Whether any finding blocks compilation."""
+    return any(d.severity is Severity.ERROR for d in diagnostics)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A `did you mean` help line for a misspelt name, or None when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None

@@ -1,0 +1,565 @@
+"""Source text → syntax tree with spans; Lark errors → diagnostics in a policy author's words.
+
+A file that fails to parse is split at its declaration keywords and each declaration is
+parsed on its own, so one run reports every broken declaration, not only the first.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from engine import syntax as s
+from engine.errors import Diagnostic, Span
+from engine.grammar import parser as lark_parser
+
+
+class ParseResult:
+    """The tree of a file (None when its header could not be read) and its syntax errors."""
+
+    def __init__(self, tree: s.SourceFile | None, diagnostics: list[Diagnostic]):
+        self.tree = tree
+        self.diagnostics = diagnostics
+
+
+def parse(text: str, path: str = "<string>") -> ParseResult:
+    """Parse one file; never raises for bad input, returns diagnostics instead."""
+    try:
+        tree = lark_parser().parse(text, start="start")
+    except UnexpectedInput:
+        return _parse_in_pieces(text, path)
+    try:
+        built = _Builder(path).transform(tree)
+    except VisitError as exc:  # a literal the grammar admits but the language does not (a bad date)
+        return ParseResult(None, [_visit_error(exc, path)])
+    return ParseResult(_attach(built, text, path), [])
+
+
+def _attach(built: s.SourceFile, text: str, path: str) -> s.SourceFile:
+    return s.SourceFile(built.header, built.items, comments=extract_comments(text, path), path=path)
+
+
+# ---------------------------------------------------------------------------
+# Comments
+
+
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+
+def extract_comments(text: str, path: str) -> tuple[s.Comment, ...]:
+    """Every `#` comment outside strings, with its span (the grammar itself ignores them)."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in _COMMENT_OR_STRING.finditer(line):
+            if match.group().startswith("#"):
+                span = Span(path, number, match.start() + 1, number, match.end() + 1)
+                found.append(s.Comment(match.group(), span=span))
+    return tuple(found)
+
+
+# ---------------------------------------------------------------------------
+# Error recovery
+
+
+_DECLARATION_START = re.compile(
+    r"^[ \t]*(use|enum|fact|group|table|define|decision|obligation|recommendation|rule)\b", re.M
+)
+
+
+def _pieces(text: str) -> list[tuple[int, str]]:
+    """Split a file at declaration keywords that start a line: (start offset, text) pairs."""
+    starts = [m.start() for m in _DECLARATION_START.finditer(text)]
+    bounds = [0, *starts, len(text)]
+    return [(a, text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def _parse_in_pieces(text: str, path: str) -> ParseResult:
+    """Re-parse declaration by declaration to report every syntax error in the file."""
+    diagnostics: list[Diagnostic] = []
+    header: s.Header | None = None
+    items: list[s.Item] = []
+    for index, (offset, piece) in enumerate(_pieces(text)):
+        padded = "\n" * text.count("\n", 0, offset) + piece  # keep line numbers true
+        start = "header" if index == 0 else "item"
+        try:
+            built = _Builder(path).transform(lark_parser().parse(padded, start=start))
+        except UnexpectedInput as exc:
+            diagnostics.append(syntax_error(exc, padded, path, start))
+            continue
+        except VisitError as exc:
+            diagnostics.append(_visit_error(exc, path))
+            continue
+        if start == "header":
+            header = built
+        else:
+            items.append(built)
+    if not text.strip():
+        span = Span(path, 1, 1, 1, 1)
+        diagnostics.append(
+            Diagnostic.at("syntax", "the file is empty", span, 'a file starts with `policy "ID"` or `vocabulary "ID"`')
+        )
+    tree = s.SourceFile(header, tuple(items), extract_comments(text, path), path) if header else None
+    return ParseResult(tree, diagnostics)
+
+
+# ---------------------------------------------------------------------------
+# Friendly syntax errors
+
+_TOKEN_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string in double quotes",
+    "DATE": "a date (YYYY-MM-DD)",
+    "NUMBER": "a number",
+    "OPTIONAL": "`optional`",
+    "$END": "the end of the file",
+}
+
+_CONDITION_WORDS = {"and", "or", "not", "if", "unless"}
+_COMPARATORS = {"=", "!=", "<", "<=", ">", ">="}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TOKEN_WORDS:
+        return _TOKEN_WORDS[name]
+    try:
+        pattern = lark_parser().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    return f"`{pattern.value}`"
+
+
+def _expected_words(expected: set[str]) -> str:
+    words = sorted({_describe_terminal(t) for t in expected})
+    if len(words) > 8:
+        words = [*words[:8], "..."]
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _previous_word(text: str, pos: int) -> str | None:
+    """The last word or symbol before `pos`, ignoring comments: the context of an error."""
+    before = _COMMENT_OR_STRING.sub(lambda m: m.group() if m.group().startswith('"') else "", text[:pos])
+    match = re.search(r'("(?:[^"\\\n]|\\.)*"|[A-Za-z_][\w-]*|!=|<=|>=|\S)\s*$', before)
+    return match.group(1) if match else None
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "STRING":
+        return f"string {token.value}"
+    if token.type in ("NAME", "DATE", "NUMBER"):
+        return f"{_TOKEN_WORDS[token.type].split(' (')[0].removeprefix('a ')} `{token.value}`"
+    return f"`{token.value}`"
+
+
+def _contextual_message(previous: str | None, expected: set[str]) -> tuple[str, str | None] | None:
+    """Messages for the mistakes authors actually make, keyed by what came just before."""
+    if previous in _CONDITION_WORDS and "NAME" in expected:
+        return f"expected a condition after `{previous}`", "a condition is a fact, a comparison or a test such as `x in <A, B>`"
+    if previous == "then":
+        return "expected an outcome after `then`", "write `decide NAME = VALUE`, `require OBLIGATION` or `recommend STEP`"
+    if previous == "in" and "LESSTHAN" in expected:
+        return "expected a set after `in`", "write a set literal like `<CC, infosec>`, or a group, table or set-valued fact"
+    if previous == "includes":
+        return "expected a value, `any <...>` or `all <...>` after `includes`", None
+    if previous in _COMPARATORS and "NAME" in expected:
+        return f"expected a value after `{previous}`", None
+    if previous == "cite":
+        return "expected a citation in double quotes after `cite`", 'for example `cite "15 CFR 742.7(b)(1)"`'
+    return None
+
+
+def syntax_error(exc: UnexpectedInput, text: str, path: str, start: str = "start") -> Diagnostic:
+    """Turn a Lark error into a located diagnostic that speaks to a policy author."""
+    if isinstance(exc, UnexpectedCharacters):
+        return _bad_character(exc, text, path)
+    if isinstance(exc, UnexpectedToken | UnexpectedEOF):
+        token = exc.token if isinstance(exc, UnexpectedToken) else Token("$END", "")
+        expected = set(exc.expected)
+        return _bad_token(token, expected, text, path, start)
+    return Diagnostic.at("syntax", "the text could not be read", _point(path, exc.line, exc.column))
+
+
+def _point(path: str, line: int, column: int, width: int = 1) -> Span:
+    return Span(path, max(line, 1), max(column, 1), max(line, 1), max(column, 1) + width)
+
+
+def _bad_character(exc: UnexpectedCharacters, text: str, path: str) -> Diagnostic:
+    char = exc.char
+    help_text = "names are letters, digits, `_` and inner hyphens; text goes in double quotes"
+    if char == "'":
+        help_text = "strings use double quotes: `\"...\"`"
+    elif char in "{}":
+        help_text = "declarations are not braced: a declaration runs until the next keyword"
+    elif char == '"':
+        help_text = "a string must close on the same line"
+    return Diagnostic.at("syntax", f"unexpected character `{char}`", _point(path, exc.line, exc.column), help_text)
+
+
+def _bad_token(token: Token, expected: set[str], text: str, path: str, start: str) -> Diagnostic:
+    pos = getattr(token, "start_pos", None)
+    if token.type == "$END" or pos is None:
+        lines = text.rstrip().splitlines() or [""]
+        line, column, pos = len(lines), len(lines[-1]) + 1, len(text.rstrip())
+        width = 1
+    else:
+        line, column, width = token.line, token.column, max(len(str(token.value)), 1)
+    span = _point(path, line, column, width)
+    previous = _previous_word(text, pos)
+    contextual = _contextual_message(previous, expected)
+    if contextual:
+        message, help_text = contextual
+        if token.type != "$END":
+            message += f", found {_describe_token(token)}"
+        return Diagnostic.at("syntax", message, span, help_text)
+    if token.type != "NAME" and "NAME" in expected and re.fullmatch(r"[a-z]+", str(token.value)):
+        return Diagnostic.at(
+            "syntax",
+            f"`{token.value}` is a keyword and cannot be used as a name here",
+            span,
+            "choose another name, for example with a suffix: `" + str(token.value) + "_value`",
+        )
+    message = f"unexpected {_describe_token(token)}, expected {_expected_words(expected)}"
+    return Diagnostic.at("syntax", message, span, _generic_help(expected))
+
+
+def _generic_help(expected: set[str]) -> str | None:
+    if expected == {"STRING"}:
+        return "descriptions, citations, ids and paths are written in double quotes"
+    if "THEN" in expected:
+        return "a rule reads `if CONDITION then OUTCOME`"
+    return None
+
+
+def _visit_error(exc: VisitError, path: str) -> Diagnostic:
+    original = exc.orig_exc
+    if isinstance(original, _LiteralError):
+        return Diagnostic.at("syntax", original.message, original.span, original.help)
+    raise original
+
+
+class _LiteralError(Exception):
+    def __init__(self, message: str, span: Span, help: str | None = None):
+        self.message, self.span, self.help = message, span, help
+        super().__init__(message)
+
+
+# ---------------------------------------------------------------------------
+# Parse tree → syntax tree
+
+
+def _unquote(token: Token) -> str:
+    body = str(token)[1:-1]
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+class _Builder(Transformer[Token, Any]):
+    """Builds syntax nodes bottom-up, capturing spans once, here."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._file = path
+
+    # spans ------------------------------------------------------------
+    def _span(self, meta: Any) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self._file, 0, 0, 0, 0)
+        return Span(self._file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tspan(self, token: Token) -> Span:
+        return Span(self._file, token.line, token.column, token.end_line, token.end_column)
+
+    def _ident(self, token: Token) -> s.Ident:
+        return s.Ident(str(token), span=self._tspan(token))
+
+    # file -------------------------------------------------------------
+    @v_args(meta=True)
+    def start(self, meta: Any, children: list[Any]) -> s.SourceFile:
+        header, *items = children
+        return s.SourceFile(header, tuple(items), path=self._file)
+
+    def header(self, children: list[Any]) -> s.Header:
+        return children[0]  # type: ignore[no-any-return]
+
+    @v_args(meta=True)
+    def policy_header(self, meta: Any, children: list[Any]) -> s.Header:
+        return s.Header("policy", _unquote(children[0]), tuple(children[1:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def vocabulary_header(self, meta: Any, children: list[Any]) -> s.Header:
+        return s.Header("vocabulary", _unquote(children[0]), tuple(children[1:]), span=self._span(meta))
+
+    def _field(self, name: str, meta: Any, token: Token) -> s.HeaderField:
+        value: str | date
+        if token.type == "STRING":
+            value = _unquote(token)
+        elif token.type == "DATE":
+            value = self._date(token)
+        else:
+            value = str(token)
+        return s.HeaderField(name, value, span=self._tspan(token))
+
+    @v_args(meta=True)
+    def title(self, meta: Any, c: list[Token]) -> s.HeaderField:
+        return self._field("title", meta, c[0])
+
+    @v_args(meta=True)
+    def version(self, meta: Any, c: list[Token]) -> s.HeaderField:
+        return self._field("version", meta, c[0])
+
+    @v_args(meta=True)
+    def effective(self, meta: Any, c: list[Token]) -> s.HeaderField:
+        return self._field("effective", meta, c[0])
+
+    @v_args(meta=True)
+    def ends(self, meta: Any, c: list[Token]) -> s.HeaderField:
+        return self._field("ends", meta, c[0])
+
+    @v_args(meta=True)
+    def status(self, meta: Any, c: list[Token]) -> s.HeaderField:
+        return self._field("status", meta, c[0])
+
+    @v_args(meta=True)
+    def source(self, meta: Any, c: list[Token]) -> s.HeaderField:
+        return self._field("source", meta, c[0])
+
+    @v_args(meta=True)
+    def description(self, meta: Any, c: list[Token]) -> s.HeaderField:
+        return self._field("description", meta, c[0])
+
+    # declarations -----------------------------------------------------
+    @v_args(meta=True)
+    def use_decl(self, meta: Any, c: list[Token]) -> s.Use:
+        return s.Use(_unquote(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def enum_decl(self, meta: Any, c: list[Any]) -> s.EnumDecl:
+        name, desc, values = c
+        idents = tuple(s.Ident(v.path[0], span=v.span) if isinstance(v, s.Ref) else v for v in values.items)
+        return s.EnumDecl(self._ident(name), _unquote(desc), idents, span=self._span(meta))
+
+    @v_args(meta=True)
+    def fact_decl(self, meta: Any, c: list[Any]) -> s.FactDecl:
+        path, type_expr, desc = c
+        return s.FactDecl(path.path, type_expr, _unquote(desc), span=self._span(meta))
+
+    @v_args(meta=True)
+    def group_decl(self, meta: Any, c: list[Any]) -> s.GroupDecl:
+        name, *rest = c
+        desc = _unquote(rest[0]) if len(rest) == 2 else None
+        return s.GroupDecl(self._ident(name), desc, rest[-1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def table_decl(self, meta: Any, c: list[Any]) -> s.TableDecl:
+        name, key, value, desc, source = c
+        return s.TableDecl(self._ident(name), key, value, _unquote(desc), _unquote(source), span=self._span(meta))
+
+    @v_args(meta=True)
+    def define_decl(self, meta: Any, c: list[Any]) -> s.DefineDecl:
+        name, *rest = c
+        type_expr = rest.pop(0) if isinstance(rest[0], s.TypeExpr) else None
+        desc, expr = rest
+        return s.DefineDecl(self._ident(name), type_expr, _unquote(desc), expr, span=self._span(meta))
+
+    @v_args(meta=True)
+    def decision_decl(self, meta: Any, c: list[Any]) -> s.DecisionDecl:
+        name, type_name, *rest = c
+        default = rest[0] if len(rest) == 2 else None
+        return s.DecisionDecl(
+            self._ident(name), self._ident(type_name), default, _unquote(rest[-1]), span=self._span(meta)
+        )
+
+    def default_clause(self, c: list[Token]) -> s.Ident:
+        return self._ident(c[0])
+
+    @v_args(meta=True)
+    def obligation_decl(self, meta: Any, c: list[Any]) -> s.ObligationDecl:
+        return s.ObligationDecl(c[0], _unquote(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def recommendation_decl(self, meta: Any, c: list[Any]) -> s.RecommendationDecl:
+        name, desc, *cites = c
+        citations = tuple(x for group in cites for x in group)
+        return s.RecommendationDecl(name, _unquote(desc), citations, span=self._span(meta))
+
+    @v_args(meta=True)
+    def words(self, meta: Any, c: list[Token]) -> s.Ident:
+        return s.Ident(" ".join(str(t) for t in c), span=self._span(meta))
+
+    # rules --------------------------------------------------------------
+    @v_args(meta=True)
+    def rule_decl(self, meta: Any, c: list[Any]) -> s.RuleDecl:
+        rule_id = self._ident(c[0])
+        rest = c[1:]
+        description = _unquote(rest.pop(0)) if rest and isinstance(rest[0], Token) else None
+        citations: list[str] = []
+        overrides: list[s.Ident] = []
+        unless: list[s.Expr] = []
+        outcomes: list[s.Outcome] = []
+        condition: s.Expr | None = None
+        for child in rest:
+            if isinstance(child, _Cites):
+                citations.extend(child)
+            elif isinstance(child, _Overrides):
+                overrides.extend(child)
+            elif isinstance(child, _Unless):
+                unless.append(child.expr)
+            elif isinstance(child, s.Decide | s.Require | s.Recommend):
+                outcomes.append(child)
+            else:
+                condition = child
+        assert condition is not None
+        return s.RuleDecl(
+            rule_id,
+            description,
+            tuple(citations),
+            tuple(overrides),
+            condition,
+            tuple(unless),
+            tuple(outcomes),
+            span=self._span(meta),
+        )
+
+    def cite_clause(self, c: list[Token]) -> _Cites:
+        return _Cites(_unquote(t) for t in c)
+
+    def overrides_clause(self, c: list[Token]) -> _Overrides:
+        return _Overrides(self._ident(t) for t in c)
+
+    def unless_clause(self, c: list[Any]) -> _Unless:
+        return _Unless(c[0])
+
+    @v_args(meta=True)
+    def decide(self, meta: Any, c: list[Token]) -> s.Decide:
+        return s.Decide(self._ident(c[0]), self._ident(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def require(self, meta: Any, c: list[Any]) -> s.Require:
+        return s.Require(c[0], span=self._span(meta))
+
+    @v_args(meta=True)
+    def recommend(self, meta: Any, c: list[Any]) -> s.Recommend:
+        return s.Recommend(c[0], span=self._span(meta))
+
+    # types ----------------------------------------------------------------
+    @v_args(meta=True)
+    def type_expr(self, meta: Any, c: list[Any]) -> s.TypeExpr:
+        optional = len(c) == 2
+        base: s.TypeExpr = c[-1]
+        return s.TypeExpr(base.name, base.is_set, optional, span=self._span(meta))
+
+    @v_args(meta=True)
+    def set_type(self, meta: Any, c: list[Token]) -> s.TypeExpr:
+        return s.TypeExpr(str(c[0]), True, span=self._span(meta))
+
+    @v_args(meta=True)
+    def named_type(self, meta: Any, c: list[Token]) -> s.TypeExpr:
+        return s.TypeExpr(str(c[0]), False, span=self._span(meta))
+
+    # expressions ----------------------------------------------------------
+    @v_args(meta=True)
+    def or_expr(self, meta: Any, c: list[Any]) -> s.Or:
+        return s.Or(tuple(c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def and_expr(self, meta: Any, c: list[Any]) -> s.And:
+        return s.And(tuple(c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def not_expr(self, meta: Any, c: list[Any]) -> s.Not:
+        return s.Not(c[0], span=self._span(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta: Any, c: list[Any]) -> s.Compare:
+        return s.Compare(str(c[1].children[0]), c[0], c[2], span=self._span(meta))
+
+    @v_args(meta=True)
+    def member(self, meta: Any, c: list[Any]) -> s.Member:
+        return s.Member(c[0], c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def includes(self, meta: Any, c: list[Any]) -> s.Includes:
+        return s.Includes(c[0], c[1], "one", span=self._span(meta))
+
+    @v_args(meta=True)
+    def includes_any(self, meta: Any, c: list[Any]) -> s.Includes:
+        return s.Includes(c[0], c[1], "any", span=self._span(meta))
+
+    @v_args(meta=True)
+    def includes_all(self, meta: Any, c: list[Any]) -> s.Includes:
+        return s.Includes(c[0], c[1], "all", span=self._span(meta))
+
+    @v_args(meta=True)
+    def is_missing(self, meta: Any, c: list[Any]) -> s.Presence:
+        return s.Presence(c[0], False, span=self._span(meta))
+
+    @v_args(meta=True)
+    def is_present(self, meta: Any, c: list[Any]) -> s.Presence:
+        return s.Presence(c[0], True, span=self._span(meta))
+
+    @v_args(meta=True)
+    def lookup(self, meta: Any, c: list[Any]) -> s.Lookup:
+        return s.Lookup(self._ident(c[0]), c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def set_literal(self, meta: Any, c: list[Any]) -> s.SetLiteral:
+        return s.SetLiteral(tuple(x for x in c if x is not None), span=self._span(meta))
+
+    def name_value(self, c: list[Token]) -> s.Ref:
+        return s.Ref((str(c[0]),), span=self._tspan(c[0]))
+
+    @v_args(meta=True)
+    def path(self, meta: Any, c: list[Token]) -> s.Ref:
+        return s.Ref(tuple(str(t) for t in c), span=self._span(meta))
+
+    def string(self, c: list[Token]) -> s.Literal:
+        return s.Literal(_unquote(c[0]), span=self._tspan(c[0]))
+
+    def number(self, c: list[Token]) -> s.Literal:
+        try:
+            value = Decimal(str(c[0]))
+        except InvalidOperation as exc:  # pragma: no cover - the grammar admits only decimals
+            raise _LiteralError(f"`{c[0]}` is not a number", self._tspan(c[0])) from exc
+        return s.Literal(value, span=self._tspan(c[0]))
+
+    def date(self, c: list[Token]) -> s.Literal:
+        return s.Literal(self._date(c[0]), span=self._tspan(c[0]))
+
+    @v_args(meta=True)
+    def true(self, meta: Any, c: list[Any]) -> s.Literal:
+        return s.Literal(True, span=self._span(meta))
+
+    @v_args(meta=True)
+    def false(self, meta: Any, c: list[Any]) -> s.Literal:
+        return s.Literal(False, span=self._span(meta))
+
+    def _date(self, token: Token) -> date:
+        try:
+            return date.fromisoformat(str(token))
+        except ValueError as exc:
+            raise _LiteralError(
+                f"`{token}` is not a calendar date", self._tspan(token), "dates are written YYYY-MM-DD"
+            ) from exc
+
+    def __default__(self, data: Any, children: list[Any], meta: Any) -> Any:
+        return Tree(data, children, meta)
+
+
+class _Cites(tuple[str, ...]):
+    pass
+
+
+class _Overrides(tuple[s.Ident, ...]):
+    pass
+
+
+class _Unless:
+    def __init__(self, expr: s.Expr):
+        self.expr = expr
