@@ -184,7 +184,12 @@ class PolicyLexer(RegexLexer):
         "value": _single_name(Name.Constant),
         "fact-path": [
             include("gaps"),
-            (_PLAIN_NAME + r"(?:\.[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)*", Name.Variable, "#pop"),
+            (_PLAIN_NAME, Name.Variable, ("#pop", "fact-path-rest")),
+            default("#pop"),
+        ],
+        "fact-path-rest": [
+            (r"\.", Punctuation),
+            (NAME, Name.Variable),
             default("#pop"),
         ],
         "rule-refs": [
