@@ -180,5 +180,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A `did you mean` help line for a misspelt name, or None when nothing is close."""
     import difflib
 
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    pool = sorted(set(candidates))
+    same_letters = [c for c in pool if c.lower() == name.lower()]
+    close = same_letters or difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
