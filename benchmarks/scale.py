@@ -1,0 +1,311 @@
+"""Scale benchmark: generated policies of 10, 1,000 and 10,000 rules; compile time and per-case cost.
+
+    python -m benchmarks.scale [--sizes 10,1000,10000] [--cases N] [--rounds R] [--write DIR] [--smoke]
+
+The rules come in groups of five about one item code ``K<g>`` (so a case, which names one item, touches
+a handful of rules whatever the policy's size):
+
+* ``j=0``  ``item = "K<g>" and destination in <10 countries>`` -> decide ``license_review = favorable``
+* ``j=1``  overrides ``j=0``; ``item = "K<g>" and destination in <4 countries>`` -> decide
+  ``not_favorable`` and require an obligation
+* ``j=2``  ``item = "K<g>" and quantity > Q`` -> require an obligation
+* ``j=3``  ``item = "K<g>" and destination in <8 countries> and quantity <= Q`` -> require an obligation
+* ``j=4``  ``item in <"K<g>", "K<g+1>"> and not destination in <6 countries>`` -> require an obligation
+
+Only ``j=0`` and ``j=1`` decide, and ``j=1`` overrides ``j=0``, so there are no conflicts. The same
+generator returns the rules as data, and :func:`reference_decide` (hand-written, indexed by item) is the
+oracle every engine answer is checked against. 10% of the cases name an item no rule mentions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import engines
+from benchmarks.workload import COUNTRIES, Answer, Case
+
+DEFAULT_SIZES = (10, 1_000, 10_000)
+SMOKE_SIZES = (10, 100)
+DEFAULT_SEED = 742
+N_OBLIGATIONS = 20
+DECISION = "license_review"
+DEFAULT_REVIEW = "case_by_case"
+
+
+@dataclass(frozen=True)
+class GenRule:
+    """One generated rule, as data (what the .policy text says)."""
+
+    id: str
+    items: tuple[str, ...]
+    dest: frozenset[str] | None = None
+    dest_negated: bool = False
+    qty_gt: int | None = None
+    qty_le: int | None = None
+    overrides: tuple[str, ...] = ()
+    decide: str | None = None
+    require: str | None = None
+
+    def fires(self, case: Case) -> bool:
+        if case["item"] not in self.items:
+            return False
+        if self.dest is not None and (case["destination"] in self.dest) == self.dest_negated:
+            return False
+        if self.qty_gt is not None and not case["quantity"] > self.qty_gt:
+            return False
+        return self.qty_le is None or case["quantity"] <= self.qty_le
+
+
+def item_code(group: int) -> str:
+    return f"K{group:05d}"
+
+
+def obligation_name(k: int) -> str:
+    return f"check-{k % N_OBLIGATIONS:02d}"
+
+
+def generate_rules(n_rules: int, seed: int = DEFAULT_SEED) -> list[GenRule]:
+    """``n_rules`` rules (a multiple of 5 is best; the last group is cut short otherwise)."""
+    rng = random.Random(seed * 1_000_003 + n_rules)
+    rules: list[GenRule] = []
+    groups = (n_rules + 4) // 5
+    for g in range(groups):
+        item, nxt = item_code(g), item_code((g + 1) % groups)
+        rid = [f"s{5 * g + j:05d}" for j in range(5)]
+        q = rng.randint(10, 90)
+        rules += [
+            GenRule(rid[0], (item,), dest=frozenset(rng.sample(COUNTRIES, 10)), decide="favorable"),
+            GenRule(
+                rid[1],
+                (item,),
+                dest=frozenset(rng.sample(COUNTRIES, 4)),
+                overrides=(rid[0],),
+                decide="not_favorable",
+                require=obligation_name(g),
+            ),
+            GenRule(rid[2], (item,), qty_gt=q, require=obligation_name(g + 1)),
+            GenRule(
+                rid[3],
+                (item,),
+                dest=frozenset(rng.sample(COUNTRIES, 8)),
+                qty_le=q,
+                require=obligation_name(g + 2),
+            ),
+            GenRule(
+                rid[4],
+                tuple(sorted({item, nxt})),
+                dest=frozenset(rng.sample(COUNTRIES, 6)),
+                dest_negated=True,
+                require=obligation_name(g + 3),
+            ),
+        ]
+    return rules[:n_rules]
+
+
+def _set_literal(values: Sequence[str] | frozenset[str], quote: bool = False) -> str:
+    shown = [f'"{v}"' if quote else v for v in sorted(values)]
+    return "<" + ", ".join(shown) + ">"
+
+
+def _condition(rule: GenRule) -> str:
+    if len(rule.items) == 1:
+        parts = [f'item = "{rule.items[0]}"']
+    else:
+        parts = [f"item in {_set_literal(rule.items, quote=True)}"]
+    if rule.dest is not None:
+        parts.append(("not " if rule.dest_negated else "") + f"destination in {_set_literal(rule.dest)}")
+    if rule.qty_gt is not None:
+        parts.append(f"quantity > {rule.qty_gt}")
+    if rule.qty_le is not None:
+        parts.append(f"quantity <= {rule.qty_le}")
+    return " and ".join(parts)
+
+
+def policy_text(rules: Sequence[GenRule]) -> str:
+    """The generated policy, self-contained (its declarations in the same file), per docs/language.md."""
+    countries = ", ".join(COUNTRIES)
+    lines = [
+        f"# Generated by benchmarks/scale.py: {len(rules)} rules. Do not edit.",
+        f'policy "bench-scale-{len(rules)}"',
+        f'  title "Generated scale benchmark policy, {len(rules)} rules"',
+        '  version "1"',
+        "  effective 2024-01-01",
+        "  status in-force",
+        '  source "benchmarks/scale.py (synthetic, not a legal text)"',
+        "",
+        f'enum Country "country of ultimate destination" = <{countries}>',
+        'enum Review "licence review policy" = <favorable, not_favorable, case_by_case>',
+        'fact item: string "item code"',
+        'fact destination: Country "country of ultimate destination"',
+        'fact quantity: number "units on the application"',
+        f'decision {DECISION}: Review default {DEFAULT_REVIEW} "how the application is reviewed"',
+    ]
+    lines += [f'obligation {obligation_name(k)} "generated obligation {k}"' for k in range(N_OBLIGATIONS)]
+    for r in rules:
+        lines += ["", f'rule {r.id} "generated rule {r.id}"', '  cite "generated"']
+        if r.overrides:
+            lines.append(f"  overrides {', '.join(r.overrides)}")
+        lines.append(f"  if {_condition(r)}")
+        outcomes = []
+        if r.decide is not None:
+            outcomes.append(f"decide {DECISION} = {r.decide}")
+        if r.require is not None:
+            outcomes.append(f"require {r.require}")
+        lines.append("  then " + " and ".join(outcomes))
+    return "\n".join(lines) + "\n"
+
+
+def generate_cases(n: int, n_rules: int, seed: int = DEFAULT_SEED) -> list[Case]:
+    rng = random.Random(seed + 7 * n_rules)
+    groups = (n_rules + 4) // 5
+    cases: list[Case] = []
+    for i in range(n):
+        item = item_code(rng.randrange(groups)) if rng.random() < 0.9 else f"Z{i:05d}"
+        cases.append({"item": item, "destination": rng.choice(COUNTRIES), "quantity": rng.randint(1, 100)})
+    return cases
+
+
+class Reference:
+    """The hand-written oracle: rules indexed by item, overrides resolved as in docs/language.md §8.3."""
+
+    def __init__(self, rules: Sequence[GenRule]) -> None:
+        self.by_item: dict[str, list[GenRule]] = {}
+        self.overriders: dict[str, list[str]] = {}
+        for r in rules:
+            for item in r.items:
+                self.by_item.setdefault(item, []).append(r)
+            for target in r.overrides:
+                self.overriders.setdefault(target, []).append(r.id)
+
+    def decide(self, case: Case) -> Answer:
+        fired = {r.id: r for r in self.by_item.get(case["item"], ()) if r.fires(case)}
+        memo: dict[str, bool] = {}
+
+        def effective(rid: str) -> bool:
+            if rid not in memo:
+                memo[rid] = rid in fired and not any(effective(o) for o in self.overriders.get(rid, ()))
+            return memo[rid]
+
+        decided = {r.decide for rid, r in fired.items() if r.decide is not None and effective(rid)}
+        if len(decided) > 1:
+            raise AssertionError(f"generated policy has a conflict on {case}")
+        review = decided.pop() if decided else DEFAULT_REVIEW
+        obligations = sorted(
+            {r.require for rid, r in fired.items() if r.require is not None and effective(rid)}
+        )
+        return (review, tuple(obligations))
+
+
+def time_pass(call: engines.Decide, cases: Sequence[Case]) -> float:
+    started = time.perf_counter_ns()
+    for case in cases:
+        call(case)
+    return (time.perf_counter_ns() - started) / 1e3 / len(cases)
+
+
+@dataclass
+class ScaleResult:
+    rules: int
+    policy_kb: float
+    status: str
+    reason: str = ""
+    compile_ms: float | None = None
+    engine_us: float | None = None
+    reference_us: float | None = None
+
+
+def run_size(n_rules: int, n_cases: int, rounds: int, workdir: Path) -> ScaleResult:
+    rules = generate_rules(n_rules)
+    text = policy_text(rules)
+    path = workdir / f"scale-{n_rules}.policy"
+    path.write_text(text, encoding="utf-8")
+    cases = generate_cases(n_cases, n_rules)
+    reference = Reference(rules)
+    expected = [reference.decide(c) for c in cases]
+    result = ScaleResult(n_rules, len(text.encode()) / 1024, "ok")
+    result.reference_us = statistics.median(time_pass(reference.decide, cases) for _ in range(rounds))
+    try:
+        compile_times = []
+        for _ in range(1 if n_rules > 1_000 else 3):
+            started = time.perf_counter()
+            policy = engines.load_policy(path)
+            compile_times.append((time.perf_counter() - started) * 1e3)
+        result.compile_ms = statistics.median(compile_times)
+        decide = engines.fast_decider(policy, DECISION)
+    except engines.Pending as exc:
+        result.status, result.reason = "pending", str(exc)
+        return result
+    except Exception as exc:
+        result.status, result.reason = "error", f"{type(exc).__name__}: {exc}"
+        return result
+    wrong = [(c, decide(c), e) for c, e in zip(cases, expected, strict=True) if decide(c) != e]
+    if wrong:
+        case, got, want = wrong[0]
+        result.status = "mismatch"
+        result.reason = f"{len(wrong)} of {n_cases} differ; first: {case} engine {got} reference {want}"
+        return result
+    samples = []
+    for _ in range(rounds):
+        samples.append(time_pass(decide, cases))
+        samples.append(time_pass(reference.decide, cases))
+    result.engine_us = statistics.median(samples[0::2])
+    result.reference_us = statistics.median(samples[1::2])
+    return result
+
+
+def format_table(results: Sequence[ScaleResult]) -> str:
+    lines = [
+        "| rules | policy KiB | compile ms (engine.load) | engine µs / case | reference µs / case | status |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in results:
+        cells = [
+            f"{r.rules:,}",
+            f"{r.policy_kb:.0f}",
+            f"{r.compile_ms:.0f}" if r.compile_ms is not None else "–",
+            f"{r.engine_us:.2f}" if r.engine_us is not None else "–",
+            f"{r.reference_us:.2f}" if r.reference_us is not None else "–",
+            r.status + (f": {r.reason}" if r.reason else ""),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=None, help="comma-separated rule counts (default 10,1000,10000)")
+    parser.add_argument("--cases", type=int, default=None, help="cases per size (default 2000)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3)")
+    parser.add_argument("--write", default=None, help="keep the generated .policy files in this folder")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (10 and 100 rules, 30 cases)")
+    args = parser.parse_args(argv)
+    if args.sizes:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    else:
+        sizes = SMOKE_SIZES if args.smoke else DEFAULT_SIZES
+    n_cases = args.cases or (30 if args.smoke else 2_000)
+    rounds = args.rounds or (1 if args.smoke else 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.write) if args.write else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        results = []
+        for n in sizes:
+            results.append(run_size(n, n_cases, rounds, workdir))
+            print(f"  {n} rules: {results[-1].status}", flush=True)
+    print(format_table(results))
+    bad = [r for r in results if r.status in ("mismatch", "error")]
+    for r in bad:
+        print(f"!!! {r.rules} rules: {r.status.upper()}: {r.reason}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
