@@ -9,6 +9,7 @@ with Lark's own tokenizer on what is a keyword, a name, a string, a date or a nu
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -110,6 +111,7 @@ def test_sources_were_found() -> None:
     assert any(i.startswith("docs/language.md:") for i in ids)
 
 
+@functools.cache
 def lark_lexer() -> Lark:
     """Lark's basic lexer for the grammar file, the reference for what each token is."""
     try:
