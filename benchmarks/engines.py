@@ -1,27 +1,33 @@
 """The ONE module that knows this project's engine API (adapt it here when the API changes).
 
-Four entries measure the engine, each from the same case dict to the same normalized answer:
+The engine entries, each from the same case dict to the same normalized answer:
 
-* ``raw, no trace``: the lowest compiled path the engine exposes, no trace, no pydantic output.
-* ``fired-rule list``: evaluation that records which rules fired/were effective, nothing more.
-* ``full trace``: evaluation with the full explanation trace.
-* ``public API``: ``engine.load(path).evaluate(case_dict)``, the case validated from a plain dict and a
-  pydantic ``Decision`` returned; what an application calling the library does.
+* ``raw, no trace``: the compiled fast path, ``compiled.resolve(tuple(compiled.fired(facts)))``, on facts
+  flattened from the case dict by :func:`trusted_facts` (no validation, no pydantic in or out: the
+  ``Resolution`` is cached per set of fired rules).
+* ``fired-rule list``: ``compiled.decide_facts(facts)``: the same facts, a pydantic ``Decision`` out with
+  its ``fired`` list (the effective rules), no trace.
+* ``full trace``: ``compiled.decide_facts(facts, trace=True)``: the same, with the full trace.
+* ``public API, validated dict``: ``engine.load(path).evaluate(case)``: the case validated by the
+  pydantic case model, a ``Decision`` out; what an application calling the library does.
+* ``public API, validated dict, full trace``: the same with ``trace=True``.
 
-An entry whose API has not landed raises :class:`Pending`; the runner shows it as pending, not as a
-failure.
+An entry whose API is not there raises :class:`Pending`; the runner lists it as pending, not failed.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from benchmarks.workload import POLICY_PATH, Answer, Case, normalize
 
 Decide = Callable[[Case], Answer]
+DECISION = "license_review"
 
 
 class Pending(Exception):
@@ -36,12 +42,22 @@ def _engine_module() -> Any:
     return engine
 
 
+def _need(obj: Any, name: str, what: str) -> Any:
+    found = getattr(obj, name, None)
+    if found is None:
+        raise Pending(f"{what} is not there yet")
+    return found
+
+
 def load_policy(path: Path | str = POLICY_PATH) -> Any:
     """Parse, check and compile a policy file with the public API (``engine.load``)."""
     engine = _engine_module()
     load = getattr(engine, "load", None)
     if load is None:
-        raise Pending("engine.load is not there yet")
+        try:
+            from engine.api import load
+        except ImportError:
+            raise Pending("engine.load is not there yet") from None
     return load(str(path))
 
 
@@ -51,56 +67,121 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def answer_of(decision: Any, decision_name: str = "license_review") -> Answer:
-    """Normalize a public-API ``Decision`` to ``(value of decision_name, sorted obligation names)``."""
+def answer_of(decision: Any, decision_name: str = DECISION) -> Answer:
+    """Normalize a ``Decision`` (or a runtime ``Resolution``): the decision's value, sorted obligations."""
     value = decision.decisions[decision_name].value
     return normalize(_text(value), [_text(o.name) for o in decision.obligations])
 
 
-def setup_public_api(path: Path | str = POLICY_PATH) -> Decide:
-    policy = load_policy(path)
+def trusted_facts(policy: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A case dict -> the flat facts the compiled path reads, converted by the declared types only.
+
+    No validation (trusted input, as a batch job that validated on ingest would have): records are
+    flattened to ``"end_user.type"``, sets become frozensets, numbers Decimals, dates ``date``.
+    """
+    facts_info = _need(
+        _need(_need(policy, "compiled", "Policy.compiled"), "program", "program"), "facts", "facts"
+    )
+    plan = []
+    for path, info in facts_info.items():
+        kind = "set" if info.type.is_set else info.type.base
+        plan.append((path, tuple(path.split(".")), kind))
+
+    def convert(case: Mapping[str, Any]) -> dict[str, Any]:
+        facts: dict[str, Any] = {}
+        for path, parts, kind in plan:
+            value: Any = case
+            for part in parts:
+                value = value.get(part) if isinstance(value, Mapping) else None
+            if value is not None:
+                if kind == "set":
+                    value = frozenset(value)
+                elif kind == "number":
+                    value = Decimal(str(value))
+                elif kind == "date" and isinstance(value, str):
+                    value = date.fromisoformat(value)
+            facts[path] = value
+        return facts
+
+    return convert
+
+
+def raw_decider(policy: Any, decision_name: str = DECISION) -> Decide:
+    """The compiled fast path: fired rules, then precedence; no pydantic in or out."""
+    compiled = _need(policy, "compiled", "Policy.compiled")
+    fired = _need(compiled, "fired", "CompiledPolicy.fired")
+    resolve = _need(compiled, "resolve", "CompiledPolicy.resolve")
+    to_facts = trusted_facts(policy)
+    when = compiled.info.effective
 
     def decide(case: Case) -> Answer:
-        return answer_of(policy.evaluate(case, trace=False))
+        return answer_of(resolve(tuple(fired(to_facts(case), when))), decision_name)
 
     return decide
 
 
-def setup_full_trace(path: Path | str = POLICY_PATH) -> Decide:
-    policy = load_policy(path)
+def _facts_decider(policy: Any, trace: bool) -> Decide:
+    decide_facts = _need(_need(policy, "compiled", "Policy.compiled"), "decide_facts", "decide_facts")
+    to_facts = trusted_facts(policy)
 
     def decide(case: Case) -> Answer:
-        return answer_of(policy.evaluate(case, trace=True))
+        decision = decide_facts(to_facts(case), trace=trace)
+        if trace and decision.trace is None:
+            raise AssertionError("asked for a trace, got none")
+        return answer_of(decision)
 
     return decide
 
 
-def setup_raw(path: Path | str = POLICY_PATH) -> Decide:
-    load_policy(path)
-    raise Pending("no raw compiled path (without pydantic in or out) exposed yet")
+def _public_decider(policy: Any, trace: bool) -> Decide:
+    def decide(case: Case) -> Answer:
+        decision = policy.evaluate(case, trace=trace)
+        if trace and decision.trace is None:
+            raise AssertionError("asked for a trace, got none")
+        return answer_of(decision)
+
+    return decide
 
 
-def setup_fired_rules(path: Path | str = POLICY_PATH) -> Decide:
-    load_policy(path)
-    raise Pending("no fired-rule-list evaluation mode exposed yet")
+def setup_raw() -> Decide:
+    return raw_decider(load_policy())
+
+
+def setup_fired_rules() -> Decide:
+    return _facts_decider(load_policy(), trace=False)
+
+
+def setup_facts_full_trace() -> Decide:
+    return _facts_decider(load_policy(), trace=True)
+
+
+def setup_public_api() -> Decide:
+    return _public_decider(load_policy(), trace=False)
+
+
+def setup_public_api_trace() -> Decide:
+    return _public_decider(load_policy(), trace=True)
 
 
 # (name, setup) in the order the table shows them.
 ENGINE_ENTRIES: list[tuple[str, Callable[[], Decide]]] = [
     ("this engine: raw, no trace", setup_raw),
     ("this engine: fired-rule list", setup_fired_rules),
-    ("this engine: full trace", setup_full_trace),
+    ("this engine: full trace", setup_facts_full_trace),
     ("this engine: public API, validated dict", setup_public_api),
+    ("this engine: public API, validated dict, full trace", setup_public_api_trace),
 ]
 
 
 def fast_decider(policy: Any, decision_name: str) -> Decide:
-    """For the scale benchmark: the fastest available no-trace path for an already loaded policy.
+    """For the scale benchmark: the fastest no-trace path for an already loaded policy."""
+    return raw_decider(policy, decision_name)
 
-    The public API until a raw compiled path exists.
-    """
+
+def public_decider(policy: Any, decision_name: str) -> Decide:
+    """For the scale benchmark: the public API (validated dict) for an already loaded policy."""
 
     def decide(case: Case) -> Answer:
-        return answer_of(policy.evaluate(case, trace=False), decision_name)
+        return answer_of(policy.evaluate(case), decision_name)
 
     return decide
