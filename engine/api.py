@@ -1,0 +1,116 @@
+"""The entry points: load (check + compile, cached by content) and check.
+
+`load` accepts a `.policy` file or a policy folder (then `version=` or `at=` picks the
+version). Compiled policies are cached by path and content hash, so loading the same
+unchanged file twice compiles once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from engine.checker import CheckResult, check_file
+from engine.errors import Diagnostic, PolicyError, UsageError, has_errors
+from engine.models import Decision
+from engine.registry import select_version
+from engine.runtime import CompiledPolicy, content_hash
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded policy version: evaluate cases with it. Immutable; share it between threads."""
+
+    compiled: CompiledPolicy
+    path: Path
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.compiled.info.id
+
+    @property
+    def version(self) -> str:
+        return self.compiled.info.version
+
+    @property
+    def content_hash(self) -> str:
+        return self.compiled.content_hash
+
+    @property
+    def info(self) -> Any:
+        return self.compiled.info
+
+    def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
+        """Decide one case (a dict of facts). Raises `CaseError` for invalid input."""
+        return self.compiled.evaluate(case, trace=trace, at=at)
+
+    def validate(self, case: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a case without deciding it; returns the normalised facts."""
+        return self.compiled.validate(case)
+
+    def schema(self) -> dict[str, Any]:
+        """JSON Schema of the case input, for integrators."""
+        schema = self.compiled.case_model.model_json_schema()
+        schema["title"] = f"Case for {self.id} {self.version}"
+        return schema
+
+
+_cache: dict[tuple[str, str], Policy] = {}
+_cache_lock = threading.Lock()
+
+
+def resolve_path(path: str | Path, *, version: str | None = None, at: date | None = None) -> Path:
+    """A `.policy` file as given, or the chosen version file of a policy folder."""
+    target = Path(path)
+    if target.is_dir():
+        return select_version(target, version=version, at=at).path
+    if not target.exists():
+        raise UsageError(f"`{target}` does not exist", "give a `.policy` file or a policy folder")
+    return target
+
+
+def load(path: str | Path, *, version: str | None = None, at: date | None = None) -> Policy:
+    """Check and compile a policy version; raises `PolicyError` with every diagnostic if it has errors."""
+    file = resolve_path(path, version=version, at=at)
+    result = check_file(file)
+    if result.program is None or has_errors(result.diagnostics):
+        raise PolicyError(result.diagnostics, result.sources)
+    key = (str(file.resolve()), content_hash(result.program))
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    policy = Policy(CompiledPolicy(result.program), file, tuple(result.diagnostics))
+    with _cache_lock:
+        _cache.setdefault(key, policy)
+    return policy
+
+
+def policy_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every `.policy` and `.vocab` file under the given files and folders, in a stable order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in (".policy", ".vocab") and p.is_file())
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def check(paths: Iterable[str | Path]) -> list[CheckResult]:
+    """Check files and folders; one result per file, each with all its diagnostics."""
+    from engine.analysis import find_conflicts
+
+    results = []
+    for file in policy_files(paths):
+        result = check_file(file)
+        if result.program is not None and not has_errors(result.diagnostics):
+            result.diagnostics.extend(find_conflicts(CompiledPolicy(result.program)))
+        results.append(result)
+    return results

@@ -1,0 +1,188 @@
+"""The `policy` command line: thin click commands that parse options, call the API, render, exit.
+
+Exit status everywhere: 0 success, 1 problems found (invalid policy or case, failing
+checks), 2 usage error (click's own, or `UsageError` from the engine).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from engine import api
+from engine.errors import CaseError, Diagnostic, PolicyError, UsageError, render_all
+from engine.parser import parse
+from engine.render import FORMATS, render_decision
+from engine.syntax import to_data
+
+
+def fail_usage(exc: UsageError) -> NoReturn:
+    """Report a usage mistake the way click does, with the engine's help line, and exit 2."""
+    message = f"error: {exc}"
+    if exc.help:
+        message += f"\n  = help: {exc.help}"
+    click.echo(message, err=True)
+    sys.exit(2)
+
+
+def report_policy_error(exc: PolicyError) -> NoReturn:
+    """Print every diagnostic of a policy that failed to load, and exit 1."""
+    click.echo(render_all(exc.diagnostics, exc.sources, color=sys.stderr.isatty()), err=True)
+    sys.exit(1)
+
+
+def report_case_error(exc: CaseError, source: str) -> NoReturn:
+    click.echo(f"error[invalid-case]: {source} does not match the policy's facts", err=True)
+    for path, reason in exc.problems:
+        click.echo(f"  {path}: {reason}", err=True)
+    click.echo("  = help: `policy schema POLICY` prints the expected input", err=True)
+    sys.exit(1)
+
+
+class DateType(click.ParamType):
+    """A YYYY-MM-DD option value."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"`{value}` is not a date; write YYYY-MM-DD", param, ctx)
+
+
+DATE = DateType()
+
+
+def version_options(func: Any) -> Any:
+    """`--at DATE` and `--version NAME`, shared by every command that picks a policy version."""
+    func = click.option("--version", "version", metavar="NAME", help="Pick a version by name (any status).")(func)
+    func = click.option("--at", type=DATE, metavar="DATE",
+                        help="Evaluate on this date: picks the in-force version and dates reference tables.")(func)
+    return func
+
+
+def load_policy(path: str, version: str | None, at: date | None) -> api.Policy:
+    """Load with the CLI's error handling: diagnostics to stderr and exit 1, usage errors exit 2."""
+    try:
+        return api.load(path, version=version, at=at)
+    except UsageError as exc:
+        fail_usage(exc)
+    except PolicyError as exc:
+        report_policy_error(exc)
+
+
+def read_case(source: str) -> dict[str, Any]:
+    """A case from a JSON file or `-` (stdin); bad JSON is a located error, exit 1."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"error: cannot read case `{source}`: {exc.strerror}", err=True)
+        sys.exit(1)
+    name = "<stdin>" if source == "-" else source
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        click.echo(f"error[invalid-json]: {name}:{exc.lineno}:{exc.colno}: {exc.msg}", err=True)
+        sys.exit(1)
+    if not isinstance(data, dict):
+        click.echo(f"error[invalid-case]: {name}: a case is a JSON object of facts", err=True)
+        sys.exit(1)
+    return data
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Check, evaluate, explain and compare versioned licensing policies."""
+
+
+@main.command("parse")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+def parse_command(file: str, fmt: str) -> None:
+    """Print the syntax tree of FILE (for debugging and tools)."""
+    text = Path(file).read_text(encoding="utf-8")
+    result = parse(text, file)
+    if result.diagnostics:
+        click.echo(render_all(result.diagnostics, {file: text}, color=sys.stderr.isatty()), err=True)
+        sys.exit(1)
+    click.echo(json.dumps(to_data(result.tree), indent=2, ensure_ascii=False))
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check_command(paths: tuple[str, ...], fmt: str) -> None:
+    """Parse and check policy files and folders; report every problem (exit 1 if any error)."""
+    results = api.check(paths)
+    diagnostics: list[Diagnostic] = sorted({d for r in results for d in r.diagnostics}, key=Diagnostic.sort_key)
+    sources = {k: v for r in results for k, v in r.sources.items()}
+    errors = sum(d.severity.value == "error" for d in diagnostics)
+    if fmt == "json":
+        click.echo(json.dumps([d.model_dump(mode="json") for d in diagnostics], indent=2))
+    else:
+        if diagnostics:
+            click.echo(render_all(diagnostics, sources, color=sys.stdout.isatty()) + "\n")
+        warnings = len(diagnostics) - errors
+        click.echo(f"checked {len(results)} file(s): {errors} error(s), {warnings} warning(s)")
+    sys.exit(1 if errors else 0)
+
+
+@main.command("eval")
+@click.argument("policy")
+@click.argument("case")
+@version_options
+@click.option("--explain", is_flag=True, help="Show every rule: what fired, what was overridden, what did not.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def eval_command(policy: str, case: str, at: date | None, version: str | None, explain: bool, fmt: str) -> None:
+    """Decide CASE (a JSON file, or - for stdin) under POLICY (a file or a policy folder)."""
+    loaded = load_policy(policy, version, at)
+    facts = read_case(case)
+    try:
+        decision = loaded.evaluate(facts, trace=explain or fmt == "json", at=at)
+    except CaseError as exc:
+        report_case_error(exc, "<stdin>" if case == "-" else case)
+    if fmt == "json" and not explain:
+        decision = decision.model_copy(update={"trace": None})
+    click.echo(render_decision(decision, fmt, explain), nl=False)
+
+
+@main.command("schema")
+@click.argument("policy")
+@version_options
+def schema_command(policy: str, at: date | None, version: str | None) -> None:
+    """Print the JSON Schema of POLICY's case input."""
+    loaded = load_policy(policy, version, at)
+    click.echo(json.dumps(loaded.schema(), indent=2))
+
+
+@main.command("compile")
+@click.argument("policy")
+@version_options
+def compile_command(policy: str, at: date | None, version: str | None) -> None:
+    """Print the Python the compiler generated for POLICY (for debugging the engine)."""
+    loaded = load_policy(policy, version, at)
+    click.echo(loaded.compiled.rules.source, nl=False)
+
+
+def _register_plugins() -> None:
+    """Commands of the tools (diff, fmt, lint, test, docs, batch) live in `engine.commands`."""
+    import engine.commands as package
+
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        loaded = importlib.import_module(f"engine.commands.{module.name}")
+        command = getattr(loaded, "command", None)
+        if isinstance(command, click.Command):
+            main.add_command(command)
+
+
+_register_plugins()

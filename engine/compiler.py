@@ -1,0 +1,277 @@
+"""Compile a checked program into Python functions, once per policy version.
+
+Two functions are generated from the same typed conditions: `decide` (which rules fired,
+nothing else: the fast path) and `explain` (every condition's truth value, for the trace).
+Only identifiers the compiler made appear in the generated source; every value from a
+policy or a case reaches it either as a namespace constant or through `repr` of a fact
+path string, so policy text can never become code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine import program as p
+
+EMPTY: frozenset[Any] = frozenset()
+
+FactMap = dict[str, Any]
+Tables = tuple[dict[Any, Any], ...]
+DecideFn = Callable[[FactMap, Tables], list[int]]
+ExplainFn = Callable[[FactMap, Tables], tuple[list[Any], list[Any]]]
+
+
+# Three-valued helpers: only used where a condition can be unknown (it reads an optional fact).
+def _and3(*values: bool | None) -> bool | None:
+    if False in values:
+        return False
+    return None if None in values else True
+
+
+def _or3(*values: bool | None) -> bool | None:
+    if True in values:
+        return True
+    return None if None in values else False
+
+
+def _not3(value: bool | None) -> bool | None:
+    return None if value is None else not value
+
+
+def _cmp3(op: Callable[[Any, Any], bool], left: Any, right: Any) -> bool | None:
+    return None if left is None or right is None else op(left, right)
+
+
+def _in3(item: Any, collection: Any) -> bool | None:
+    return None if item is None or collection is None else item in collection
+
+
+def _any3(items: Any, collection: Any) -> bool | None:
+    return None if items is None or collection is None else not items.isdisjoint(collection)
+
+
+def _all3(items: Any, collection: Any) -> bool | None:
+    return None if items is None or collection is None else items <= collection
+
+
+_RUNTIME = {"_and3": _and3, "_or3": _or3, "_not3": _not3, "_cmp3": _cmp3, "_in3": _in3, "_any3": _any3,
+            "_all3": _all3, "_EMPTY": EMPTY}
+
+_PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_OP_FUNC = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+@dataclass(frozen=True)
+class ConditionSlot:
+    """One traced condition: its node and its index in the explain function's value list."""
+
+    index: int
+    node: p.Node
+    children: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """What the compiler produces for one program."""
+
+    decide: DecideFn
+    explain: ExplainFn
+    table_names: tuple[str, ...]
+    slots: tuple[ConditionSlot, ...]
+    rule_slots: tuple[tuple[int, tuple[int, ...]], ...]  # per rule: condition slot, unless slots
+    derived_names: tuple[str, ...]
+    source: str  # the generated Python, for debugging (`policy compile --show`)
+
+
+class _Emitter:
+    """Turns typed conditions into Python expressions over locals the compiler names."""
+
+    def __init__(self, program: p.Program):
+        self.program = program
+        self.namespace: dict[str, Any] = dict(_RUNTIME)
+        self.facts: dict[str, str] = {}
+        self.derived_vars = {name: f"_d{i}" for i, name in enumerate(program.derived)}
+        self.table_vars = {name: f"_t{i}" for i, name in enumerate(program.tables)}
+        self._nullable: dict[str, bool] = {}
+        self._consts = 0
+
+    def const(self, value: Any) -> str:
+        name = f"_c{self._consts}"
+        self._consts += 1
+        self.namespace[name] = value
+        return name
+
+    def fact_var(self, path: str) -> str:
+        if path not in self.facts:
+            self.facts[path] = f"_f{len(self.facts)}"
+        return self.facts[path]
+
+    def nullable(self, node: p.Node) -> bool:
+        """Whether a node can be unknown: it reads a missing optional fact or an absent table value."""
+        if isinstance(node, p.FactRead):
+            return node.optional
+        if isinstance(node, p.DerivedRead):
+            if node.name not in self._nullable:
+                self._nullable[node.name] = self.nullable(self.program.derived[node.name].node)
+            return self._nullable[node.name]
+        if isinstance(node, p.TableLookup):
+            return not node.type.is_set or self.nullable(node.key)
+        if isinstance(node, p.PresenceNode):
+            return False
+        return any(self.nullable(child) for child in p.sub_nodes(node))
+
+    def expr(self, node: p.Node, sub: Callable[[p.Node], str] | None = None) -> str:
+        """Python source for a node; `sub` renders children (the explain path passes slot locals)."""
+        render = sub or self.expr
+        tri = self.nullable(node)
+        if isinstance(node, p.FactRead):
+            return self.fact_var(node.path)
+        if isinstance(node, p.DerivedRead):
+            return self.derived_vars[node.name]
+        if isinstance(node, p.Const):
+            return self.const(node.value)
+        if isinstance(node, p.TableLookup):
+            default = "_EMPTY" if node.type.is_set else "None"
+            return f"{self.table_vars[node.table]}.get({render(node.key)}, {default})"
+        if isinstance(node, p.TableHas):
+            return f"({render(node.key)} in {self.table_vars[node.table]})"
+        if isinstance(node, p.PresenceNode):
+            return f"({self.fact_var(node.path)} is {'not ' if node.present else ''}None)"
+        if isinstance(node, p.NotNode):
+            return f"_not3({render(node.operand)})" if tri else f"(not {render(node.operand)})"
+        if isinstance(node, p.AndNode | p.OrNode):
+            parts = [render(o) for o in node.operands]
+            if tri:
+                return f"{'_and3' if isinstance(node, p.AndNode) else '_or3'}({', '.join(parts)})"
+            return "(" + (" and " if isinstance(node, p.AndNode) else " or ").join(parts) + ")"
+        if isinstance(node, p.CompareNode):
+            left, right = render(node.left), render(node.right)
+            if tri:
+                return f"_cmp3({self.const(_OP_FUNC[node.op])}, {left}, {right})"
+            return f"({left} {_PY_OP[node.op]} {right})"
+        if isinstance(node, p.MemberNode):
+            item, coll = render(node.item), render(node.collection)
+            if node.any_of:
+                return f"_any3({item}, {coll})" if tri else f"(not {item}.isdisjoint({coll}))"
+            return f"_in3({item}, {coll})" if tri else f"({item} in {coll})"
+        if isinstance(node, p.IncludesNode):
+            coll, item = render(node.collection), render(node.item)
+            if node.mode == "one":
+                return f"_in3({item}, {coll})" if tri else f"({item} in {coll})"
+            if node.mode == "any":
+                return f"_any3({item}, {coll})" if tri else f"(not {coll}.isdisjoint({item}))"
+            return f"_all3({item}, {coll})" if tri else f"({item} <= {coll})"
+        raise TypeError(f"cannot compile {node!r}")
+
+    def prologue(self) -> list[str]:
+        """Read each fact once, then compute derived facts in dependency order."""
+        lines = [f"    {var} = f[{path!r}]" for path, var in self.facts.items()]
+        return lines
+
+    def derived_lines(self) -> list[str]:
+        return [
+            f"    {self.derived_vars[name]} = {self.expr(info.node)}"
+            for name, info in self.program.derived.items()
+        ]
+
+    def tables_line(self) -> str:
+        if not self.table_vars:
+            return ""
+        names = ", ".join(self.table_vars.values())
+        return f"    {names}, = t"
+
+
+def _fires(emitter: _Emitter, rule: p.RuleInfo, condition: str, unless: list[str]) -> str:
+    """The test that a rule fires: condition true and every unless clause false."""
+    nodes = [rule.condition, *rule.unless]
+    if any(emitter.nullable(n) for n in nodes):
+        tests = [f"({condition}) is True", *[f"({u}) is False" for u in unless]]
+    else:
+        tests = [condition, *[f"not {u}" for u in unless]]
+    return " and ".join(tests)
+
+
+def _decide_source(emitter: _Emitter) -> list[str]:
+    body = []
+    for index, rule in enumerate(emitter.program.rules):
+        test = _fires(emitter, rule, emitter.expr(rule.condition), [emitter.expr(u) for u in rule.unless])
+        body += [f"    if {test}:", f"        fired.append({index})"]
+    derived = emitter.derived_lines()
+    head = ["def decide(f, t):", emitter.tables_line(), *emitter.prologue(), *derived, "    fired = []"]
+    return [line for line in head if line] + body + ["    return fired"]
+
+
+def _explain_source(emitter: _Emitter) -> tuple[list[str], list[ConditionSlot], list[tuple[int, tuple[int, ...]]]]:
+    """Every condition node gets a slot; all are evaluated (no short-circuit) so the trace is complete."""
+    slots: list[ConditionSlot] = []
+    lines: list[str] = []
+    slot_of: dict[int, int] = {}
+
+    def condition(node: p.Node) -> int:
+        kids = tuple(condition(c) for c in _condition_children(node))
+        if kids:
+            source = emitter.expr(node, lambda child: f"v[{slot_of[id(child)]}]")
+        else:
+            source = emitter.expr(node)
+        index = len(slots)
+        slots.append(ConditionSlot(index, node, kids))
+        slot_of[id(node)] = index
+        lines.append(f"    v[{index}] = {source}")
+        return index
+
+    rule_slots = [(condition(rule.condition), tuple(condition(u) for u in rule.unless)) for rule in emitter.program.rules]
+    return lines, slots, rule_slots
+
+
+def _condition_children(node: p.Node) -> tuple[p.Node, ...]:
+    """Children that are conditions of their own (and, or, not operands)."""
+    if isinstance(node, p.NotNode):
+        return (node.operand,)
+    if isinstance(node, p.AndNode | p.OrNode):
+        return node.operands
+    return ()
+
+
+def compile_program(program: p.Program) -> CompiledRules:
+    """Generate, compile and return the decide and explain functions of a program."""
+    decide_emitter = _Emitter(program)
+    decide_lines = _decide_source(decide_emitter)
+
+    explain_emitter = _Emitter(program)
+    explain_body, slots, rule_slots = _explain_source(explain_emitter)
+    derived = explain_emitter.derived_lines()
+    derived_values = ", ".join(explain_emitter.derived_vars.values())
+    explain_head = ["def explain(f, t):", explain_emitter.tables_line(), *explain_emitter.prologue(), *derived,
+                    f"    v = [None] * {len(slots)}"]
+    explain_lines = [line for line in explain_head if line] + explain_body
+    explain_lines.append(f"    return v, [{derived_values}]")
+
+    decide = _build(decide_lines, decide_emitter.namespace, "decide")
+    explain = _build(explain_lines, explain_emitter.namespace, "explain")
+    source = "\n".join(decide_lines) + "\n\n" + "\n".join(explain_lines) + "\n"
+    return CompiledRules(
+        decide=decide,
+        explain=explain,
+        table_names=tuple(program.tables),
+        slots=tuple(slots),
+        rule_slots=tuple(rule_slots),
+        derived_names=tuple(program.derived),
+        source=source,
+    )
+
+
+def _build(lines: list[str], namespace: dict[str, Any], name: str) -> Any:
+    code = compile("\n".join(lines) + "\n", f"<policy {name}>", "exec")
+    scope = dict(namespace)
+    scope["__builtins__"] = {}
+    exec(code, scope)  # the source holds only compiler-made names and repr'd fact paths
+    return scope[name]

@@ -1,0 +1,186 @@
+"""Pydantic models at the edges: decisions, traces, and the case input derived from fact declarations.
+
+These are the JSON contract with integrators: `Decision.model_dump(mode="json")` is what
+`policy eval --format json` prints, and `case_model(program).model_json_schema()` is what
+`policy schema` prints.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from engine import program as p
+
+TRACE_VERSION = 1
+
+RuleStatus = Literal["fired", "not_fired", "overridden", "unknown"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RuleRef(_Model):
+    """A rule that determined an outcome, with the citations behind it."""
+
+    rule: str
+    citations: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+
+class DecisionValue(_Model):
+    """The value of one single-valued decision and the rules that determined it.
+
+    `default` is true when no rule decided and the declared default applies; `value` is
+    null when rules conflict (see `Decision.conflicts`).
+    """
+
+    value: str | None
+    default: bool = False
+    rules: list[RuleRef] = Field(default_factory=list)
+
+
+class OutcomeItem(_Model):
+    """An obligation or recommendation, with every rule that called for it."""
+
+    name: str
+    description: str = ""
+    citations: list[str] = Field(default_factory=list)
+    rules: list[RuleRef] = Field(default_factory=list)
+
+
+class ConflictClaim(_Model):
+    rule: str
+    value: str
+    citations: list[str] = Field(default_factory=list)
+
+
+class Conflict(_Model):
+    """Two or more effective rules decide one decision differently, with no precedence between them."""
+
+    decision: str
+    claims: list[ConflictClaim]
+
+
+class ConditionTrace(_Model):
+    """One condition or sub-condition: its text, truth value (null = unknown) and the values it read."""
+
+    condition: str
+    kind: Literal["and", "or", "not", "test"] = "test"
+    value: bool | None
+    reads: dict[str, Any] = Field(default_factory=dict)
+    children: list[ConditionTrace] = Field(default_factory=list)
+
+
+class RuleTrace(_Model):
+    """How one rule went: fired, did not fire, overridden (by which rules), or unknown."""
+
+    rule: str
+    description: str | None = None
+    citations: list[str] = Field(default_factory=list)
+    status: RuleStatus
+    overridden_by: list[str] = Field(default_factory=list)
+    overrides: list[str] = Field(default_factory=list)
+    condition: ConditionTrace
+    unless: list[ConditionTrace] = Field(default_factory=list)
+    outcomes: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+
+
+class Trace(_Model):
+    """The full, deterministic account of an evaluation (stable order, no timestamps)."""
+
+    trace_version: int = TRACE_VERSION
+    facts: dict[str, Any]
+    derived: dict[str, Any] = Field(default_factory=dict)
+    rules: list[RuleTrace]
+
+
+class Decision(_Model):
+    """What a policy version decided for a case, and why."""
+
+    policy: str
+    version: str
+    title: str = ""
+    source: str = ""
+    content_hash: str
+    evaluated_at: date
+    decisions: dict[str, DecisionValue]
+    obligations: list[OutcomeItem] = Field(default_factory=list)
+    recommendations: list[OutcomeItem] = Field(default_factory=list)
+    conflicts: list[Conflict] = Field(default_factory=list)
+    fired: list[str] = Field(default_factory=list)
+    trace: Trace | None = None
+
+    def value(self, decision: str) -> str | None:
+        """Shortcut: the value of one decision."""
+        return self.decisions[decision].value
+
+    @property
+    def obligation_names(self) -> list[str]:
+        return [o.name for o in self.obligations]
+
+    @property
+    def recommendation_names(self) -> list[str]:
+        return [r.name for r in self.recommendations]
+
+
+# ---------------------------------------------------------------------------
+# Case input
+
+
+def to_json_value(value: Any) -> Any:
+    """A policy value as JSON: sets become sorted lists, decimals and dates strings."""
+    if isinstance(value, frozenset | set):
+        return sorted(to_json_value(v) for v in value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
+    base: Any
+    if fact.type.base == "enum":
+        values = enums[fact.type.enum or ""]
+        base = Literal[values] if values else str  # type: ignore[valid-type]
+    else:
+        base = {"boolean": bool, "number": Decimal, "string": str, "date": date}[fact.type.base]
+    if fact.type.is_set:
+        base = list[base]  # type: ignore[valid-type]
+    return Optional[base] if fact.optional else base  # noqa: UP045 - built at run time
+
+
+def _record_models(program: p.Program) -> dict[str, Any]:
+    """Nested field definitions from dotted fact paths (`end_user.type` → record `end_user`)."""
+    tree: dict[str, Any] = {}
+    for fact in program.facts.values():
+        node = tree
+        *parents, leaf = fact.path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = fact
+    return tree
+
+
+def _build_model(name: str, tree: dict[str, Any], program: p.Program) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for key, entry in tree.items():
+        if isinstance(entry, p.FactInfo):
+            default = None if entry.optional else ...
+            fields[key] = (_annotation(entry, program.enums), Field(default, description=entry.description))
+        else:
+            sub = _build_model(f"{name}_{key}", entry, program)
+            fields[key] = (sub, Field(..., description=f"record `{key}`"))
+    config = ConfigDict(extra="forbid", strict=False, title=name)
+    return create_model(name, __config__=config, **fields)
+
+
+def case_model(program: p.Program) -> type[BaseModel]:
+    """The pydantic model of a case for this program: required, optional, typed, closed enums."""
+    return _build_model("Case", _record_models(program), program)

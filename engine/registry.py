@@ -1,0 +1,97 @@
+"""Policy folders and their versions: effective dates, status, content hashes, choosing by date.
+
+A policy folder (`policies/ear-742.7/`) holds one `.policy` file per version. Only
+`in-force` versions are chosen by date; drafts and proposals only when named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from engine.errors import UsageError
+from engine.parser import parse
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    """What the header of one version file says, read without checking the whole file."""
+
+    path: Path
+    policy: str
+    version: str
+    effective: date | None
+    ends: date | None
+    status: str
+
+    def in_force_on(self, when: date) -> bool:
+        if self.status != "in-force" or self.effective is None:
+            return False
+        return self.effective <= when and (self.ends is None or when <= self.ends)
+
+    @property
+    def window(self) -> str:
+        return f"{self.effective or '?'} to {self.ends or 'open'}"
+
+
+def read_versions(folder: Path) -> list[VersionEntry]:
+    """Every version file in a policy folder, ordered by effective date, then name."""
+    entries = []
+    for path in sorted(folder.glob("*.policy")):
+        tree = parse(path.read_text(encoding="utf-8"), str(path)).tree
+        if tree is None:
+            entries.append(VersionEntry(path, folder.name, path.stem, None, None, "unreadable"))
+            continue
+        header = tree.header
+        fields = {f.name: f.value for f in header.fields}
+        effective, ends = fields.get("effective"), fields.get("ends")
+        entries.append(VersionEntry(
+            path=path,
+            policy=header.id,
+            version=str(fields.get("version", path.stem)),
+            effective=effective if isinstance(effective, date) else None,
+            ends=ends if isinstance(ends, date) else None,
+            status=str(fields.get("status", "")),
+        ))
+    return sorted(entries, key=lambda e: (e.effective or date.min, e.version))
+
+
+def select_version(
+    folder: Path, *, version: str | None = None, at: date | None = None, today: date | None = None
+) -> VersionEntry:
+    """The version to evaluate: named, in force on a date, or in force today (else the latest in force)."""
+    entries = read_versions(folder)
+    if not entries:
+        raise UsageError(f"`{folder}` holds no `.policy` files", "a policy folder holds one file per version")
+    if version is not None:
+        return _named(entries, version, folder)
+    when = at or today or date.today()
+    in_force = [e for e in entries if e.in_force_on(when)]
+    if len(in_force) == 1:
+        return in_force[0]
+    if len(in_force) > 1:
+        names = ", ".join(e.version for e in in_force)
+        raise UsageError(f"several versions of `{folder.name}` are in force on {when}: {names}",
+                         "their effective dates overlap; fix the `ends` dates or name one with --version")
+    if at is None:
+        published = [e for e in entries if e.status == "in-force"]
+        if published:
+            return published[-1]
+    raise UsageError(_no_version_message(folder, entries, when), "name a date inside a window, or use --version")
+
+
+def _named(entries: list[VersionEntry], version: str, folder: Path) -> VersionEntry:
+    for entry in entries:
+        if version in (entry.version, entry.path.stem):
+            return entry
+    names = ", ".join(e.version for e in entries)
+    raise UsageError(f"`{folder.name}` has no version `{version}`", f"its versions are {names}")
+
+
+def _no_version_message(folder: Path, entries: list[VersionEntry], when: date) -> str:
+    windows = "; ".join(f"{e.version} ({e.window})" for e in entries if e.status == "in-force")
+    first = min((e.effective for e in entries if e.status == "in-force" and e.effective), default=None)
+    if first is not None and when < first:
+        return f"no version of `{folder.name}` is in force on {when}: the first takes effect on {first} ({windows})"
+    return f"no version of `{folder.name}` is in force on {when} (in-force versions: {windows or 'none'})"

@@ -1,0 +1,143 @@
+"""Renderers for decisions: JSON from the models, text and Markdown from jinja2 templates.
+
+The templates receive a small view built here (outcomes first, then the rules behind
+them, then what did not fire), so the two human formats say the same things.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from engine.models import ConditionTrace, Decision, RuleTrace
+
+FORMATS = ("text", "json", "md")
+
+
+@cache
+def environment() -> Environment:
+    """One jinja2 environment for all reports (templates ship inside the package)."""
+    env = Environment(
+        loader=PackageLoader("engine", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["value"] = format_value
+    return env
+
+
+def format_value(value: Any) -> str:
+    """A fact value as an author would write it: sets in braces, booleans lowercase, missing as such."""
+    if value is None:
+        return "missing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "{" + ", ".join(format_value(v) for v in value) + "}"
+    return str(value)
+
+
+def verdict(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[value]
+
+
+@dataclass
+class Line:
+    """One condition line of an explanation: depth, verdict, text, and the values it read."""
+
+    depth: int
+    verdict: str
+    condition: str
+    reads: str
+
+
+@dataclass
+class RuleView:
+    rule: str
+    citations: str
+    description: str | None
+    status: str
+    relation: str
+    lines: list[Line] = field(default_factory=list)
+
+
+def condition_lines(trace: ConditionTrace, depth: int = 1, only_failing: bool = False) -> list[Line]:
+    """The condition tree as indented lines; a top-level `and` is shown as its parts.
+
+    With `only_failing`, a top-level `and` shows only the parts that were not true: the
+    reason a rule did not fire.
+    """
+    if depth == 1 and trace.kind == "and":
+        return [
+            line
+            for child in trace.children
+            if not only_failing or child.value is not True
+            for line in condition_lines(child, 1, False)
+        ]
+    reads = ", ".join(f"{k} = {format_value(v)}" for k, v in trace.reads.items())
+    out = [Line(depth, verdict(trace.value), trace.condition, reads)]
+    for child in trace.children:
+        out += condition_lines(child, depth + 1, False)
+    return out
+
+
+def _rule_view(rule: RuleTrace, explain_failing: bool) -> RuleView:
+    relation = ""
+    if rule.overrides and rule.status == "fired":
+        relation = ", an exception to " + ", ".join(rule.overrides)
+    if rule.status == "overridden":
+        relation = ", overridden by " + ", ".join(rule.overridden_by)
+    lines = condition_lines(rule.condition, only_failing=explain_failing)
+    for clause in rule.unless:
+        if not explain_failing or clause.value is not False:
+            lines += [Line(1, verdict(clause.value), "unless " + clause.condition,
+                           ", ".join(f"{k} = {format_value(v)}" for k, v in clause.reads.items()))]
+    return RuleView(rule.rule, "; ".join(rule.citations), rule.description, rule.status, relation, lines)
+
+
+def view(decision: Decision, explain: bool) -> dict[str, Any]:
+    """Everything the text and Markdown templates show, in the order they show it."""
+    traces = {r.rule: r for r in decision.trace.rules} if decision.trace else {}
+
+    def because(rule_ids: list[str]) -> list[RuleView]:
+        views = []
+        for rule_id in rule_ids:
+            if rule_id in traces:
+                views.append(_rule_view(traces[rule_id], False))
+        return views
+
+    outcomes = []
+    for name, value in decision.decisions.items():
+        ids = [r.rule for r in value.rules]
+        label = f"{name} = {value.value}" if value.value is not None else f"{name} = (conflict)"
+        outcomes.append({"label": label, "default": value.default, "rules": value.rules, "explained": because(ids)})
+    for kind, items in (("require", decision.obligations), ("recommend", decision.recommendations)):
+        for item in items:
+            ids = [r.rule for r in item.rules]
+            outcomes.append({"label": f"{kind} {item.name}", "default": False, "rules": item.rules,
+                             "explained": because(ids), "citations": item.citations})
+    rules = decision.trace.rules if decision.trace else []
+    return {
+        "d": decision,
+        "explain": explain,
+        "outcomes": outcomes,
+        "overridden": [_rule_view(r, False) for r in rules if r.status == "overridden"],
+        "unknown": [(_rule_view(r, False), r.missing) for r in rules if r.status == "unknown"],
+        "not_fired": [_rule_view(r, True) for r in rules if r.status == "not_fired"],
+    }
+
+
+def render_decision(decision: Decision, fmt: str = "text", explain: bool = False) -> str:
+    """Render a decision as text, JSON or Markdown."""
+    if fmt == "json":
+        return json.dumps(decision.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    template = {"text": "decision.txt.j2", "md": "decision.md.j2"}[fmt]
+    text = environment().get_template(template).render(**view(decision, explain))
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"

@@ -1,0 +1,340 @@
+"""Evaluation: validate a case, run the compiled rules, apply precedence, build the decision and trace.
+
+A `CompiledPolicy` is immutable after construction and shares nothing mutable between
+calls, so one instance serves many threads. Outcome combination depends only on which
+rules fired, so it is computed once per distinct set of fired rules and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine import program as p
+from engine import syntax as s
+from engine.compiler import CompiledRules, Tables, compile_program
+from engine.errors import CaseError
+from engine.models import (
+    ConditionTrace,
+    Conflict,
+    ConflictClaim,
+    Decision,
+    DecisionValue,
+    OutcomeItem,
+    RuleRef,
+    RuleTrace,
+    Trace,
+    case_model,
+    to_json_value,
+)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Precedence applied to one set of fired rules: what is effective and what it decides."""
+
+    effective: tuple[int, ...]
+    overridden_by: dict[int, tuple[int, ...]]
+    decisions: dict[str, DecisionValue]
+    obligations: tuple[OutcomeItem, ...]
+    recommendations: tuple[OutcomeItem, ...]
+    conflicts: tuple[Conflict, ...]
+    fired_ids: tuple[str, ...]
+
+
+def content_hash(program: p.Program) -> str:
+    """sha256 over every file the version was built from: policy, vocabularies and tables."""
+    digest = hashlib.sha256()
+    for text in program.sources.values():
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class CompiledPolicy:
+    """One checked, compiled policy version. Immutable and thread-safe."""
+
+    def __init__(self, program: p.Program):
+        self.program = program
+        self.info = program.info
+        self.content_hash = content_hash(program)
+        self.rules: CompiledRules = compile_program(program)
+        self.case_model = case_model(program)
+        self._rule_refs = tuple(
+            RuleRef(rule=r.id, citations=list(r.citations), description=r.description) for r in program.rules
+        )
+        self._overriders = self._overrider_index()
+        self._order = self._precedence_order()
+        self._resolutions: dict[tuple[int, ...], Resolution] = {}
+        self._tables_at: dict[date, Tables] = {}
+        self._lock = threading.Lock()
+
+    # -- public --------------------------------------------------------------
+    def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
+        """Validate a case and decide it; with `trace=True` the decision carries the full trace."""
+        facts = self.validate(case)
+        return self.decide_facts(facts, trace=trace, at=at)
+
+    def validate(self, case: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a case against the fact declarations; raise `CaseError` listing every bad field."""
+        if not isinstance(case, Mapping):
+            raise CaseError([("(case)", f"a case is a JSON object, not {type(case).__name__}")])
+        data = {k: v for k, v in case.items() if not str(k).startswith("$")}
+        try:
+            model = self.case_model.model_validate(data)
+        except ValidationError as exc:
+            raise CaseError([_problem(e) for e in exc.errors()]) from None
+        return self._flatten(model.model_dump())
+
+    def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
+        """Decide already-validated, flat facts (the path batch jobs and benchmarks use)."""
+        when = at or self.info.effective or date.today()
+        tables = self.tables_at(when)
+        if trace:
+            values, derived = self.rules.explain(facts, tables)
+            fired = self._fired_from_slots(values)
+            resolution = self.resolve(tuple(fired))
+            return self._decision(resolution, when, self._trace(facts, values, derived, resolution))
+        resolution = self.resolve(tuple(self.rules.decide(facts, tables)))
+        return self._decision(resolution, when, None)
+
+    def fired(self, facts: dict[str, Any], at: date | None = None) -> list[int]:
+        """Indexes of the rules whose conditions hold (before precedence): the raw fast path."""
+        return self.rules.decide(facts, self.tables_at(at or self.info.effective or date.today()))
+
+    def tables_at(self, when: date) -> Tables:
+        """Each table as a plain dict of the entries in force on a date, cached per date."""
+        cached = self._tables_at.get(when)
+        if cached is None:
+            cached = tuple(_table_snapshot(self.program.tables[n], when) for n in self.rules.table_names)
+            with self._lock:
+                self._tables_at.setdefault(when, cached)
+        return cached
+
+    # -- precedence ---------------------------------------------------------------
+    def _overrider_index(self) -> dict[int, tuple[int, ...]]:
+        index_of = {r.id: i for i, r in enumerate(self.program.rules)}
+        overriders: dict[int, list[int]] = {i: [] for i in range(len(self.program.rules))}
+        for i, rule in enumerate(self.program.rules):
+            for target in rule.overrides:
+                overriders[index_of[target]].append(i)
+        return {k: tuple(v) for k, v in overriders.items()}
+
+    def _precedence_order(self) -> tuple[int, ...]:
+        """Rules ordered so every overriding rule comes before the rules it overrides."""
+        order: list[int] = []
+        placed: set[int] = set()
+
+        def place(i: int) -> None:
+            if i in placed:
+                return
+            placed.add(i)
+            for o in self._overriders[i]:
+                place(o)
+            order.append(i)
+
+        for i in range(len(self.program.rules)):
+            place(i)
+        return tuple(order)
+
+    def resolve(self, fired: tuple[int, ...]) -> Resolution:
+        """Apply precedence and combine outcomes; cached per set of fired rules."""
+        cached = self._resolutions.get(fired)
+        if cached is None:
+            cached = self._resolve(fired)
+            with self._lock:
+                self._resolutions.setdefault(fired, cached)
+        return cached
+
+    def _resolve(self, fired: tuple[int, ...]) -> Resolution:
+        fired_set = set(fired)
+        effective: set[int] = set()
+        overridden_by: dict[int, tuple[int, ...]] = {}
+        for i in self._order:
+            if i not in fired_set:
+                continue
+            winners = tuple(o for o in self._overriders[i] if o in effective)
+            if winners:
+                overridden_by[i] = winners
+            else:
+                effective.add(i)
+        ordered = tuple(i for i in range(len(self.program.rules)) if i in effective)
+        decisions, conflicts = self._decisions(ordered)
+        return Resolution(
+            effective=ordered,
+            overridden_by=overridden_by,
+            decisions=decisions,
+            obligations=self._accumulate(ordered, "require"),
+            recommendations=self._accumulate(ordered, "recommend"),
+            conflicts=conflicts,
+            fired_ids=tuple(self.program.rules[i].id for i in ordered),
+        )
+
+    def _decisions(self, effective: tuple[int, ...]) -> tuple[dict[str, DecisionValue], tuple[Conflict, ...]]:
+        claims: dict[str, list[tuple[int, str]]] = {name: [] for name in self.program.decisions}
+        for i in effective:
+            for outcome in self.program.rules[i].outcomes:
+                if outcome.kind == "decide" and outcome.value is not None:
+                    claims[outcome.name].append((i, outcome.value))
+        decisions: dict[str, DecisionValue] = {}
+        conflicts: list[Conflict] = []
+        for name, info in self.program.decisions.items():
+            values = {v for _, v in claims[name]}
+            if not values:
+                decisions[name] = DecisionValue(value=info.default, default=True)
+            elif len(values) == 1:
+                decisions[name] = DecisionValue(value=values.pop(), rules=[self._rule_refs[i] for i, _ in claims[name]])
+            else:
+                decisions[name] = DecisionValue(value=None, rules=[self._rule_refs[i] for i, _ in claims[name]])
+                conflicts.append(Conflict(decision=name, claims=[
+                    ConflictClaim(rule=self.program.rules[i].id, value=v, citations=list(self.program.rules[i].citations))
+                    for i, v in claims[name]
+                ]))
+        return decisions, tuple(conflicts)
+
+    def _accumulate(self, effective: tuple[int, ...], kind: str) -> tuple[OutcomeItem, ...]:
+        by_name: dict[str, list[int]] = {}
+        for i in effective:
+            for outcome in self.program.rules[i].outcomes:
+                if outcome.kind == kind:
+                    by_name.setdefault(outcome.name, []).append(i)
+        items = []
+        for name, rules in by_name.items():
+            if kind == "require":
+                description, citations = self.program.obligations[name], ()
+            else:
+                description, citations = self.program.recommendations[name]
+            items.append(OutcomeItem(name=name, description=description, citations=list(citations),
+                                     rules=[self._rule_refs[i] for i in rules]))
+        return tuple(items)
+
+    # -- building the answer ------------------------------------------------------------
+    def _decision(self, resolution: Resolution, when: date, trace: Trace | None) -> Decision:
+        return Decision(
+            policy=self.info.id,
+            version=self.info.version,
+            title=self.info.title,
+            source=self.info.source,
+            content_hash=self.content_hash,
+            evaluated_at=when,
+            decisions=resolution.decisions,
+            obligations=list(resolution.obligations),
+            recommendations=list(resolution.recommendations),
+            conflicts=list(resolution.conflicts),
+            fired=list(resolution.fired_ids),
+            trace=trace,
+        )
+
+    def _fired_from_slots(self, values: list[Any]) -> list[int]:
+        fired = []
+        for i, (cond, unless) in enumerate(self.rules.rule_slots):
+            if values[cond] is True and all(values[u] is False for u in unless):
+                fired.append(i)
+        return fired
+
+    def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
+        derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
+        known = {**facts, **derived_map}
+        rules = []
+        for i, rule in enumerate(self.program.rules):
+            cond, unless = self.rules.rule_slots[i]
+            rules.append(self._rule_trace(i, rule, cond, unless, values, known, res))
+        return Trace(
+            facts={k: to_json_value(v) for k, v in facts.items()},
+            derived={k: to_json_value(v) for k, v in derived_map.items()},
+            rules=rules,
+        )
+
+    def _rule_trace(
+        self, i: int, rule: p.RuleInfo, cond: int, unless: tuple[int, ...], values: list[Any],
+        known: dict[str, Any], res: Resolution,
+    ) -> RuleTrace:
+        condition = self._condition_trace(cond, values, known)
+        unless_traces = [self._condition_trace(u, values, known) for u in unless]
+        status: str
+        if i in res.effective:
+            status = "fired"
+        elif i in res.overridden_by:
+            status = "overridden"
+        elif values[cond] is None or any(values[u] is None for u in unless):
+            status = "unknown" if values[cond] is not False and all(values[u] is not True for u in unless) else "not_fired"
+        else:
+            status = "not_fired"
+        missing = sorted({name for node in [rule.condition, *rule.unless] for name in p.reads(node)
+                          if known.get(name) is None and name in self.program.facts})
+        return RuleTrace(
+            rule=rule.id,
+            description=rule.description,
+            citations=list(rule.citations),
+            status=status,  # type: ignore[arg-type]
+            overridden_by=[self.program.rules[o].id for o in res.overridden_by.get(i, ())],
+            overrides=list(rule.overrides),
+            condition=condition,
+            unless=unless_traces,
+            outcomes=[_outcome_text(o) for o in rule.outcomes],
+            missing=missing if status == "unknown" else [],
+        )
+
+    def _condition_trace(self, index: int, values: list[Any], known: dict[str, Any]) -> ConditionTrace:
+        slot = self.rules.slots[index]
+        reads = {} if slot.children else {name: to_json_value(known.get(name)) for name in p.reads(slot.node)}
+        return ConditionTrace(
+            condition=s.unparse(slot.node.source),
+            kind=_KIND.get(type(slot.node), "test"),  # type: ignore[arg-type]
+            value=values[index],
+            reads=reads,
+            children=[self._condition_trace(c, values, known) for c in slot.children],
+        )
+
+    # -- input ---------------------------------------------------------------------------
+    def _flatten(self, dumped: dict[str, Any]) -> dict[str, Any]:
+        """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
+        flat: dict[str, Any] = {}
+        for path, fact in self.program.facts.items():
+            value: Any = dumped
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if fact.type.is_set and value is not None:
+                value = frozenset(value)
+            flat[path] = value
+        return flat
+
+
+_KIND = {p.AndNode: "and", p.OrNode: "or", p.NotNode: "not"}
+
+
+def _outcome_text(outcome: p.OutcomeInfo) -> str:
+    if outcome.kind == "decide":
+        return f"decide {outcome.name} = {outcome.value}"
+    return f"{outcome.kind} {outcome.name}"
+
+
+def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
+    return {
+        e.key: e.value
+        for e in table.entries
+        if (e.effective is None or e.effective <= when) and (e.ends is None or when <= e.ends)
+    }
+
+
+def _problem(error: Any) -> tuple[str, str]:
+    """One pydantic error as (field path, reason in plain words)."""
+    path = ""
+    for part in error.get("loc", ()):
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    path = path or "(case)"
+    kind = error.get("type", "")
+    if kind == "missing":
+        return path, "is required but missing"
+    if kind == "extra_forbidden":
+        return path, "is not a fact of this policy"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return path, f"{error.get('input')!r} is not one of the allowed values ({expected})"
+    return path, error.get("msg", "is invalid")
