@@ -18,6 +18,7 @@ An entry whose API is not there raises :class:`Pending`; the runner lists it as 
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -52,12 +53,13 @@ def _need(obj: Any, name: str, what: str) -> Any:
 def load_policy(path: Path | str = POLICY_PATH) -> Any:
     """Parse, check and compile a policy file with the public API (``engine.load``)."""
     engine = _engine_module()
-    load = getattr(engine, "load", None)
+    load: Any = getattr(engine, "load", None)
     if load is None:
         try:
-            from engine.api import load
+            api = importlib.import_module("engine.api")
         except ImportError:
             raise Pending("engine.load is not there yet") from None
+        load = _need(api, "load", "engine.load")
     return load(str(path))
 
 
