@@ -99,14 +99,18 @@ def _mentioned(nodes: list[p.Node], element: p.Type) -> list[Any]:
     return values
 
 
-def _table_keys(nodes: list[p.Node], fact: p.FactInfo, tables: tuple[dict[Any, Any], ...],
-                policy: CompiledPolicy) -> list[Any]:
+def _table_keys(
+    nodes: list[p.Node], fact: p.FactInfo, tables: tuple[dict[Any, Any], ...], policy: CompiledPolicy
+) -> list[Any]:
     """One key per distinct value of each table the fact is looked up in (so lookups vary)."""
     keys: list[Any] = []
     names = policy.rules.table_names
     for node in nodes:
-        if isinstance(node, p.TableLookup | p.TableHas) and isinstance(node.key, p.FactRead) \
-                and node.key.path == fact.path:
+        if (
+            isinstance(node, p.TableLookup | p.TableHas)
+            and isinstance(node.key, p.FactRead)
+            and node.key.path == fact.path
+        ):
             by_value: dict[Any, Any] = {}
             for key, value in sorted(tables[names.index(node.table)].items(), key=lambda kv: str(kv[0])):
                 by_value.setdefault(value, key)
@@ -114,8 +118,13 @@ def _table_keys(nodes: list[p.Node], fact: p.FactInfo, tables: tuple[dict[Any, A
     return keys
 
 
-def _candidates(fact: p.FactInfo, program: p.Program, nodes: list[p.Node], tables: tuple[dict[Any, Any], ...],
-                policy: CompiledPolicy) -> list[Any]:
+def _candidates(
+    fact: p.FactInfo,
+    program: p.Program,
+    nodes: list[p.Node],
+    tables: tuple[dict[Any, Any], ...],
+    policy: CompiledPolicy,
+) -> list[Any]:
     element = fact.type.element
     mentioned = _mentioned(nodes, element) + _table_keys(nodes, fact, tables, policy)
     if element.base == "boolean":
@@ -126,7 +135,9 @@ def _candidates(fact: p.FactInfo, program: p.Program, nodes: list[p.Node], table
     elif element.base == "number":
         scalars = mentioned + [m + d for m in mentioned for d in (Decimal(1), Decimal(-1))] or [Decimal(0)]
     elif element.base == "date":
-        scalars = mentioned + [m + timedelta(days=d) for m in mentioned for d in (1, -1)] or [date(2000, 1, 1)]
+        scalars = mentioned + [m + timedelta(days=d) for m in mentioned for d in (1, -1)] or [
+            date(2000, 1, 1)
+        ]
     else:
         scalars = [*mentioned, "other"]
     if fact.type.is_set:
@@ -165,7 +176,9 @@ def _default(fact: p.FactInfo, program: p.Program) -> Any:
 def _diagnostic(program: p.Program, i: int, j: int, decision: str, witness: dict[str, Any]) -> Diagnostic:
     a, b = program.rules[i], program.rules[j]
     va, vb = _decides(a)[decision], _decides(b)[decision]
-    shown = ", ".join(f"{k} = {to_json_value(v)}" for k, v in witness.items() if v not in (None, frozenset(), False, ""))
+    shown = ", ".join(
+        f"{k} = {to_json_value(v)}" for k, v in witness.items() if v not in (None, frozenset(), False, "")
+    )
     return Diagnostic.at(
         "conflict",
         f"rules `{a.id}` and `{b.id}` can both take effect and decide `{decision}` differently "

@@ -90,8 +90,12 @@ class _Checker:
         self._check_rules()
         if root.header.kind == "vocabulary":
             for rule in self.declared.rules:
-                self._error("rule-in-vocabulary", f"rule `{rule.id.name}` is in a vocabulary", rule.id.span,
-                            "vocabularies hold shared declarations; move the rule into a policy file")
+                self._error(
+                    "rule-in-vocabulary",
+                    f"rule `{rule.id.name}` is in a vocabulary",
+                    rule.id.span,
+                    "vocabularies hold shared declarations; move the rule into a policy file",
+                )
         program = self.program if not has_errors(self.diagnostics) and root.header.kind == "policy" else None
         return CheckResult(program, self._sorted(), self.sources)
 
@@ -114,8 +118,12 @@ class _Checker:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 span = used_at or Span(key, 0, 0, 0, 0)
-                self._error("file-not-found", f"cannot read `{path}`: {exc.strerror}", span,
-                            "check the path; `use` paths are relative to the file that uses them")
+                self._error(
+                    "file-not-found",
+                    f"cannot read `{path}`: {exc.strerror}",
+                    span,
+                    "check the path; `use` paths are relative to the file that uses them",
+                )
                 return None
         self.sources[key] = text
         result = parse(text, key)
@@ -135,8 +143,12 @@ class _Checker:
         target = (path.parent / use.path).resolve() if not Path(use.path).is_absolute() else Path(use.path)
         target = Path(_relative(target))
         if str(target) in chain:
-            self._error("cyclic-use", f"`{use.path}` is already being used further up: "
-                        + " -> ".join([*chain, str(target)]), use.span, "remove one of the `use` lines")
+            self._error(
+                "cyclic-use",
+                f"`{use.path}` is already being used further up: " + " -> ".join([*chain, str(target)]),
+                use.span,
+                "remove one of the `use` lines",
+            )
             return
         if str(target) in seen:
             return  # a vocabulary reached twice (a diamond) is read once
@@ -144,8 +156,12 @@ class _Checker:
         if tree is None:
             return
         if tree.header.kind != "vocabulary":
-            self._error("use-not-vocabulary", f"`{use.path}` is a policy, not a vocabulary", use.span,
-                        "move the shared declarations into a file that starts with `vocabulary \"ID\"`")
+            self._error(
+                "use-not-vocabulary",
+                f"`{use.path}` is a policy, not a vocabulary",
+                use.span,
+                'move the shared declarations into a file that starts with `vocabulary "ID"`',
+            )
             return
         self._gather(tree, target, [*chain, str(target)], seen)
 
@@ -154,23 +170,39 @@ class _Checker:
         seen: dict[str, s.HeaderField] = {}
         for item in header.fields:
             if item.name in seen:
-                self._error("duplicate-header-field", f"`{item.name}` is given twice", item.span,
-                            "keep one; a version's header says each thing once")
+                self._error(
+                    "duplicate-header-field",
+                    f"`{item.name}` is given twice",
+                    item.span,
+                    "keep one; a version's header says each thing once",
+                )
             seen[item.name] = item
         if header.kind == "policy":
             for name in REQUIRED_POLICY_FIELDS:
                 if name not in seen:
-                    self._error("missing-header-field", f"policy `{header.id}` has no `{name}`", header.span,
-                                _HEADER_HELP[name])
+                    self._error(
+                        "missing-header-field",
+                        f"policy `{header.id}` has no `{name}`",
+                        header.span,
+                        _HEADER_HELP[name],
+                    )
         status = seen.get("status")
         if status is not None and status.value not in STATUSES:
-            self._error("bad-status", f"unknown status `{status.value}`", status.span,
-                        "the status is one of `draft`, `proposed`, `in-force`")
+            self._error(
+                "bad-status",
+                f"unknown status `{status.value}`",
+                status.span,
+                "the status is one of `draft`, `proposed`, `in-force`",
+            )
         effective = _date_field(seen.get("effective"))
         ends = _date_field(seen.get("ends"))
         if effective and ends and ends < effective:
-            self._error("bad-date-range", f"the version ends ({ends}) before it takes effect ({effective})",
-                        seen["ends"].span, "`ends` is the last day in force and must not precede `effective`")
+            self._error(
+                "bad-date-range",
+                f"the version ends ({ends}) before it takes effect ({effective})",
+                seen["ends"].span,
+                "`ends` is the last day in force and must not precede `effective`",
+            )
         return p.PolicyInfo(
             id=header.id,
             title=_text_field(seen.get("title")),
@@ -188,8 +220,12 @@ class _Checker:
         """Names of enums, facts, derived facts, groups and tables share one namespace."""
         previous = self.declared.namespace.get(name)
         if previous is not None:
-            self._error("duplicate-name", f"`{name}` is declared twice", span,
-                        f"the first declaration is at {previous}; rename or remove one")
+            self._error(
+                "duplicate-name",
+                f"`{name}` is declared twice",
+                span,
+                f"the first declaration is at {previous}; rename or remove one",
+            )
             return False
         self.declared.namespace[name] = span
         return True
@@ -217,8 +253,12 @@ class _Checker:
 
     def _declare_once(self, table: dict[str, Any], name: s.Ident, item: Any, kind: str) -> None:
         if name.name in table:
-            self._error("duplicate-name", f"{kind} `{name.name}` is declared twice", name.span,
-                        f"the first declaration is at {table[name.name].name.span}")
+            self._error(
+                "duplicate-name",
+                f"{kind} `{name.name}` is declared twice",
+                name.span,
+                f"the first declaration is at {table[name.name].name.span}",
+            )
             return
         table[name.name] = item
 
@@ -230,11 +270,13 @@ class _Checker:
         for path, fact in d.facts.items():
             fact_type = self._type(fact.type)
             if fact_type is not None:
-                prog.facts[path] = p.FactInfo(path, fact_type, fact.type.optional, fact.description, fact.span)
+                prog.facts[path] = p.FactInfo(
+                    path, fact_type, fact.type.optional, fact.description, fact.span
+                )
         for name, group in d.groups.items():
             prog.groups[name] = p.GroupInfo(name, group.description, group.values.items, group.span)
-        for name, (table, path) in d.tables.items():
-            self._check_table(name, table, path)
+        for name, (table, table_path) in d.tables.items():
+            self._check_table(name, table, table_path)
         for name in d.defines:
             self._derived(name)
         prog.derived = dict(sorted(prog.derived.items(), key=lambda kv: self._define_order.index(kv[0])))
@@ -247,7 +289,9 @@ class _Checker:
         values: list[str] = []
         for value in enum.values:
             if value.name in values:
-                self._error("duplicate-value", f"`{value.name}` is listed twice in `{enum.name.name}`", value.span)
+                self._error(
+                    "duplicate-value", f"`{value.name}` is listed twice in `{enum.name.name}`", value.span
+                )
             else:
                 values.append(value.name)
         return tuple(values)
@@ -259,22 +303,33 @@ class _Checker:
         if type_expr.name in self.declared.enums:
             return p.Type("enum", type_expr.name, type_expr.is_set)
         known = [*p.SCALARS, *self.declared.enums]
-        self._error("unknown-type", f"unknown type `{type_expr.name}`", type_expr.span,
-                    did_you_mean(type_expr.name, known)
-                    or "a type is boolean, number, string, date, an enumeration, or `set of` one of those")
+        self._error(
+            "unknown-type",
+            f"unknown type `{type_expr.name}`",
+            type_expr.span,
+            did_you_mean(type_expr.name, known)
+            or "a type is boolean, number, string, date, an enumeration, or `set of` one of those",
+        )
         return None
 
     def _check_decision(self, decision: s.DecisionDecl) -> None:
         assert self.program is not None
         enum = decision.type_name.name
         if enum not in self.declared.enums:
-            self._error("unknown-type", f"decision `{decision.name.name}` has unknown type `{enum}`",
-                        decision.type_name.span,
-                        did_you_mean(enum, self.declared.enums) or "a decision's type is an enumeration")
+            self._error(
+                "unknown-type",
+                f"decision `{decision.name.name}` has unknown type `{enum}`",
+                decision.type_name.span,
+                did_you_mean(enum, self.declared.enums) or "a decision's type is an enumeration",
+            )
             return
         if decision.default is None:
-            self._error("missing-default", f"decision `{decision.name.name}` has no default", decision.name.span,
-                        f"add `default VALUE` (one of {_list(self.program.enums[enum])}): the value when no rule decides")
+            self._error(
+                "missing-default",
+                f"decision `{decision.name.name}` has no default",
+                decision.name.span,
+                f"add `default VALUE` (one of {_list(self.program.enums[enum])}): the value when no rule decides",
+            )
             return
         if decision.default.name not in self.program.enums[enum]:
             self._unknown_value(decision.default, enum)
@@ -287,8 +342,12 @@ class _Checker:
         assert self.program is not None
         name = ident.name if isinstance(ident, s.Ident) else ident.dotted
         values = self.program.enums.get(enum, ())
-        self._error("unknown-value", f"`{name}` is not a value of `{enum}`", ident.span,
-                    did_you_mean(name, values) or f"the values of `{enum}` are {_list(values)}")
+        self._error(
+            "unknown-value",
+            f"`{name}` is not a value of `{enum}`",
+            ident.span,
+            did_you_mean(name, values) or f"the values of `{enum}` are {_list(values)}",
+        )
 
     # -- tables -------------------------------------------------------------
     def _check_table(self, name: str, table: s.TableDecl, path: Path) -> None:
@@ -310,8 +369,12 @@ class _Checker:
         self, table: s.TableDecl, data_path: Path, key_type: p.Type, value_type: p.Type
     ) -> list[p.TableEntry] | None:
         def bad(where: str, why: str) -> None:
-            self._error("table-data", f"in `{table.source}`, {where}: {why}", table.span,
-                        "table files hold {\"entries\": [{\"key\": ..., \"value\": ..., \"effective\": ..., \"ends\": ...}]}")
+            self._error(
+                "table-data",
+                f"in `{table.source}`, {where}: {why}",
+                table.span,
+                'table files hold {"entries": [{"key": ..., "value": ..., "effective": ..., "ends": ...}]}',
+            )
 
         try:
             text = data_path.read_text(encoding="utf-8")
@@ -333,12 +396,14 @@ class _Checker:
                 bad(where, "expected an object with `key` and `value`")
                 continue
             try:
-                entries.append(p.TableEntry(
-                    self._data_value(entry["key"], key_type),
-                    self._data_value(entry["value"], value_type),
-                    _data_date(entry.get("effective")),
-                    _data_date(entry.get("ends")),
-                ))
+                entries.append(
+                    p.TableEntry(
+                        self._data_value(entry["key"], key_type),
+                        self._data_value(entry["value"], value_type),
+                        _data_date(entry.get("effective")),
+                        _data_date(entry.get("ends")),
+                    )
+                )
             except ValueError as exc:
                 bad(where, str(exc))
         self._check_overlaps(entries, bad)
@@ -352,7 +417,10 @@ class _Checker:
             ordered = sorted(dated, key=lambda e: e.effective or date.min)
             for before, after in zip(ordered, ordered[1:], strict=False):
                 if (before.ends or date.max) >= (after.effective or date.min):
-                    bad(f"key `{key}`", "two entries are in force on the same day; end one before the next begins")
+                    bad(
+                        f"key `{key}`",
+                        "two entries are in force on the same day; end one before the next begins",
+                    )
 
     def _data_value(self, raw: Any, type_: p.Type) -> p.Value:
         """Convert one JSON value of a table file to its declared type, or explain why not."""
@@ -371,9 +439,13 @@ class _Checker:
             return self.program.derived[name]
         define = self.declared.defines[name]
         if name in self._resolving:
-            cycle = " -> ".join([*self._resolving[self._resolving.index(name):], name])
-            self._error("cyclic-definition", f"`{name}` depends on itself: {cycle}", define.name.span,
-                        "a derived fact must be computable from facts, tables and other derived facts")
+            cycle = " -> ".join([*self._resolving[self._resolving.index(name) :], name])
+            self._error(
+                "cyclic-definition",
+                f"`{name}` depends on itself: {cycle}",
+                define.name.span,
+                "a derived fact must be computable from facts, tables and other derived facts",
+            )
             return None
         self._resolving.append(name)
         expected = self._type(define.type) if define.type else None
@@ -395,8 +467,12 @@ class _Checker:
         seen: dict[str, s.RuleDecl] = {}
         for rule in self.declared.rules:
             if rule.id.name in seen:
-                self._error("duplicate-rule", f"rule `{rule.id.name}` is defined twice", rule.id.span,
-                            f"the first is at {seen[rule.id.name].id.span}; rule ids must be unique")
+                self._error(
+                    "duplicate-rule",
+                    f"rule `{rule.id.name}` is defined twice",
+                    rule.id.span,
+                    f"the first is at {seen[rule.id.name].id.span}; rule ids must be unique",
+                )
                 continue
             seen[rule.id.name] = rule
             info = self._rule(rule)
@@ -429,22 +505,31 @@ class _Checker:
             decision = self.program.decisions.get(name)
             if decision is None:
                 if name not in self.declared.decisions:
-                    self._error("unknown-decision", f"unknown decision `{name}`", outcome.decision.span,
-                                did_you_mean(name, self.declared.decisions)
-                                or "declare it: `decision NAME: ENUM default VALUE \"description\"`")
+                    self._error(
+                        "unknown-decision",
+                        f"unknown decision `{name}`",
+                        outcome.decision.span,
+                        did_you_mean(name, self.declared.decisions)
+                        or 'declare it: `decision NAME: ENUM default VALUE "description"`',
+                    )
                 return None
             if outcome.value.name not in self.program.enums[decision.enum]:
                 self._unknown_value(outcome.value, decision.enum)
                 return None
             return p.OutcomeInfo("decide", name, outcome.value.name, outcome.span)
         kind, declared = (
-            ("require", self.program.obligations) if isinstance(outcome, s.Require)
+            ("require", self.program.obligations)
+            if isinstance(outcome, s.Require)
             else ("recommend", self.program.recommendations)
         )
         noun = "obligation" if kind == "require" else "recommendation"
         if outcome.name.name not in declared:
-            self._error(f"unknown-{noun}", f"unknown {noun} `{outcome.name.name}`", outcome.name.span,
-                        did_you_mean(outcome.name.name, declared) or f"declare it: `{noun} NAME \"description\"`")
+            self._error(
+                f"unknown-{noun}",
+                f"unknown {noun} `{outcome.name.name}`",
+                outcome.name.span,
+                did_you_mean(outcome.name.name, declared) or f'declare it: `{noun} NAME "description"`',
+            )
             return None
         return p.OutcomeInfo(kind, outcome.name.name, None, outcome.span)
 
@@ -452,14 +537,20 @@ class _Checker:
         for rule in rules.values():
             for target in rule.overrides:
                 if target.name not in rules:
-                    self._error("unknown-rule", f"rule `{rule.id.name}` overrides unknown rule `{target.name}`",
-                                target.span, did_you_mean(target.name, rules) or "override a rule of this policy")
+                    self._error(
+                        "unknown-rule",
+                        f"rule `{rule.id.name}` overrides unknown rule `{target.name}`",
+                        target.span,
+                        did_you_mean(target.name, rules) or "override a rule of this policy",
+                    )
                 elif target.name == rule.id.name:
                     self._error("cyclic-override", f"rule `{rule.id.name}` overrides itself", target.span)
         self._find_override_cycles(rules)
 
     def _find_override_cycles(self, rules: dict[str, s.RuleDecl]) -> None:
-        graph = {r: [t.name for t in d.overrides if t.name in rules and t.name != r] for r, d in rules.items()}
+        graph = {
+            r: [t.name for t in d.overrides if t.name in rules and t.name != r] for r, d in rules.items()
+        }
         state: dict[str, int] = {}
         reported: set[frozenset[str]] = set()
 
@@ -467,13 +558,16 @@ class _Checker:
             state[node] = 1
             for nxt in graph[node]:
                 if state.get(nxt) == 1:
-                    cycle = [*stack[stack.index(nxt):], nxt]
+                    cycle = [*stack[stack.index(nxt) :], nxt]
                     if frozenset(cycle) not in reported:
                         reported.add(frozenset(cycle))
                         target = next(t for t in rules[node].overrides if t.name == nxt)
-                        self._error("cyclic-override", "rules override each other in a circle: "
-                                    + " -> ".join(cycle), target.span,
-                                    "an exception cannot also be the rule it is an exception to; remove one `overrides`")
+                        self._error(
+                            "cyclic-override",
+                            "rules override each other in a circle: " + " -> ".join(cycle),
+                            target.span,
+                            "an exception cannot also be the rule it is an exception to; remove one `overrides`",
+                        )
                 elif nxt not in state:
                     visit(nxt, [*stack, nxt])
             state[node] = 2
@@ -504,7 +598,7 @@ class _Checker:
     def _resolve(self, expr: s.Expr, expected: p.Type | None) -> p.Node | None:
         """Resolve names and compute the type of an expression; None after reporting an error."""
         handler = getattr(self, "_resolve_" + type(expr).__name__.lower())
-        return handler(expr, expected)  # type: ignore[no-any-return]
+        return handler(expr, expected)
 
     def _resolve_ref(self, ref: s.Ref, expected: p.Type | None) -> p.Node | None:
         assert self.program is not None
@@ -523,12 +617,23 @@ class _Checker:
         if name in prog.groups:
             return self._group(prog.groups[name], ref, expected)
         if name in prog.tables or name in self.declared.tables:
-            self._mismatch(ref, f"table `{name}` is not a value", f"look a key up with `{name}[KEY]`, or test `KEY in {name}`")
+            self._mismatch(
+                ref,
+                f"table `{name}` is not a value",
+                f"look a key up with `{name}[KEY]`, or test `KEY in {name}`",
+            )
             return None
-        if enum_type is not None and expected is not None and not expected.is_set and len(ref.path) == 1 and not self._is_known(name):
+        if (
+            enum_type is not None
+            and expected is not None
+            and not expected.is_set
+            and len(ref.path) == 1
+            and not self._is_known(name)
+        ):
             self._unknown_value(ref, enum_type.enum or "")
             return None
-        return self._unknown_name(ref, expected)
+        self._unknown_name(ref, expected)
+        return None
 
     def _is_known(self, name: str) -> bool:
         return name in self.declared.namespace
@@ -538,15 +643,23 @@ class _Checker:
         name = ref.dotted
         if expected is not None and expected.is_set:
             candidates = [*self.program.groups, *self.program.facts, *self.declared.defines]
-            self._error("unknown-group", f"unknown group or set `{name}`", ref.span,
-                        did_you_mean(name, candidates) or "declare it: `group NAME = <A, B>`")
+            self._error(
+                "unknown-group",
+                f"unknown group or set `{name}`",
+                ref.span,
+                did_you_mean(name, candidates) or "declare it: `group NAME = <A, B>`",
+            )
             return
         owners = [e for e, values in self.program.enums.items() if name in values]
         help_text = did_you_mean(name, [*self.program.facts, *self.declared.defines])
         if owners and help_text is None:
             help_text = f"`{name}` is a value of `{owners[0]}`; compare a fact with it, e.g. `FACT = {name}`"
-        self._error("unknown-fact", f"unknown fact `{name}`", ref.span,
-                    help_text or "declare it: `fact NAME: TYPE \"description\"`")
+        self._error(
+            "unknown-fact",
+            f"unknown fact `{name}`",
+            ref.span,
+            help_text or 'declare it: `fact NAME: TYPE "description"`',
+        )
 
     def _group(self, group: p.GroupInfo, ref: s.Ref, expected: p.Type | None) -> p.Node | None:
         element = expected.element if expected is not None else self._infer_element(group.values, ref)
@@ -566,8 +679,11 @@ class _Checker:
         owners = [e for e, values in self.program.enums.items() if names <= set(values)]
         if len(owners) == 1 and not literal_types:
             return p.Type("enum", owners[0])
-        self._mismatch(where, "cannot tell what kind of values this set holds",
-                       "put it on the right of `in` or `includes`, where the other side gives its type")
+        self._mismatch(
+            where,
+            "cannot tell what kind of values this set holds",
+            "put it on the right of `in` or `includes`, where the other side gives its type",
+        )
         return None
 
     def _set_values(self, items: Iterable[s.Ref | s.Literal], element: p.Type) -> frozenset[Any] | None:
@@ -586,8 +702,11 @@ class _Checker:
     def _resolve_literal(self, lit: s.Literal, expected: p.Type | None) -> p.Node | None:
         lit_type = _literal_type(lit.value)
         if expected is not None and expected.element.base == "enum" and lit_type == p.STRING:
-            self._mismatch(lit, f"{s.unparse(lit)} is a string, but a `{expected.element}` value is expected",
-                           "enumeration values are written without quotes")
+            self._mismatch(
+                lit,
+                f"{s.unparse(lit)} is a string, but a `{expected.element}` value is expected",
+                "enumeration values are written without quotes",
+            )
             return None
         return p.Const(lit.value, lit_type, lit)
 
@@ -603,9 +722,13 @@ class _Checker:
         table = self.program.tables.get(lookup.table.name)
         if table is None:
             if lookup.table.name not in self.declared.tables:
-                self._error("unknown-table", f"unknown table `{lookup.table.name}`", lookup.table.span,
-                            did_you_mean(lookup.table.name, self.declared.tables)
-                            or "declare it: `table NAME: KEY -> VALUE \"description\" from \"file.json\"`")
+                self._error(
+                    "unknown-table",
+                    f"unknown table `{lookup.table.name}`",
+                    lookup.table.span,
+                    did_you_mean(lookup.table.name, self.declared.tables)
+                    or 'declare it: `table NAME: KEY -> VALUE "description" from "file.json"`',
+                )
             return None
         key = self._typed(lookup.key, table.key_type, "the table's key")
         return None if key is None else p.TableLookup(table.name, key, table.value_type, lookup)
@@ -641,16 +764,25 @@ class _Checker:
         if right is None:
             return None
         if left.type.is_set or right.type.is_set:
-            self._mismatch(expr, f"`{expr.op}` compares single values, and `{s.unparse(expr.left)}` is a {left.type}",
-                           "use `includes`, `includes any <...>` or `includes all <...>` on sets")
+            self._mismatch(
+                expr,
+                f"`{expr.op}` compares single values, and `{s.unparse(expr.left)}` is a {left.type}",
+                "use `includes`, `includes any <...>` or `includes all <...>` on sets",
+            )
             return None
         if not _same(left.type, right.type):
-            self._mismatch(expr, f"cannot compare a {left.type} with a {right.type}",
-                           "both sides of a comparison must have the same type")
+            self._mismatch(
+                expr,
+                f"cannot compare a {left.type} with a {right.type}",
+                "both sides of a comparison must have the same type",
+            )
             return None
         if expr.op not in ("=", "!=") and not left.type.ordered:
-            self._mismatch(expr, f"`{expr.op}` needs numbers or dates, and `{s.unparse(expr.left)}` is a {left.type}",
-                           "use `=` or `!=`")
+            self._mismatch(
+                expr,
+                f"`{expr.op}` needs numbers or dates, and `{s.unparse(expr.left)}` is a {left.type}",
+                "use `=` or `!=`",
+            )
             return None
         return p.CompareNode(expr.op, left, right, p.BOOLEAN, expr)
 
@@ -663,15 +795,21 @@ class _Checker:
         if isinstance(coll, s.Ref) and coll.dotted in self.program.tables:
             table = self.program.tables[coll.dotted]
             if not _same(item.type, table.key_type):
-                self._mismatch(expr.item, f"`{s.unparse(expr.item)}` is a {item.type}, but the keys of "
-                               f"`{table.name}` are {table.key_type}")
+                self._mismatch(
+                    expr.item,
+                    f"`{s.unparse(expr.item)}` is a {item.type}, but the keys of "
+                    f"`{table.name}` are {table.key_type}",
+                )
                 return None
             return p.TableHas(table.name, item, p.BOOLEAN, expr)
         collection = self._resolve(coll, item.type.element.as_set())
         if collection is None:
             return None
         if not collection.type.is_set or not _same(collection.type.element, item.type.element):
-            self._mismatch(coll, f"`{s.unparse(coll)}` is a {collection.type}, but a set of {item.type.element} is expected")
+            self._mismatch(
+                coll,
+                f"`{s.unparse(coll)}` is a {collection.type}, but a set of {item.type.element} is expected",
+            )
             return None
         return p.MemberNode(item, collection, item.type.is_set, p.BOOLEAN, expr)
 
@@ -681,12 +819,18 @@ class _Checker:
             return None
         if not collection.type.is_set:
             word = "includes" if expr.mode == "one" else f"includes {expr.mode}"
-            self._mismatch(expr.collection, f"`{word}` needs a set, and `{s.unparse(expr.collection)}` is a "
-                           f"{collection.type}", "for a single value use `=` or `in <...>`")
+            self._mismatch(
+                expr.collection,
+                f"`{word}` needs a set, and `{s.unparse(expr.collection)}` is a {collection.type}",
+                "for a single value use `=` or `in <...>`",
+            )
             return None
         want = collection.type.element if expr.mode == "one" else collection.type
-        item = self._typed(expr.item, want, f"the values of `{s.unparse(expr.collection)}`"
-                           if expr.mode == "one" else "the other side")
+        item = self._typed(
+            expr.item,
+            want,
+            f"the values of `{s.unparse(expr.collection)}`" if expr.mode == "one" else "the other side",
+        )
         return None if item is None else p.IncludesNode(collection, item, expr.mode, p.BOOLEAN, expr)
 
     def _resolve_presence(self, expr: s.Presence, expected: p.Type | None) -> p.Node | None:
@@ -696,8 +840,12 @@ class _Checker:
             self._unknown_name(expr.ref, None)
             return None
         if not fact.optional:
-            self._warn("presence-of-required", f"`{fact.path}` is required, so it is always present", expr.span,
-                       "mark the fact `optional`, or drop the test")
+            self._warn(
+                "presence-of-required",
+                f"`{fact.path}` is required, so it is always present",
+                expr.span,
+                "mark the fact `optional`, or drop the test",
+            )
         return p.PresenceNode(fact.path, expr.present, p.BOOLEAN, expr)
 
 

@@ -65,9 +65,15 @@ DATE = DateType()
 
 def version_options(func: Any) -> Any:
     """`--at DATE` and `--version NAME`, shared by every command that picks a policy version."""
-    func = click.option("--version", "version", metavar="NAME", help="Pick a version by name (any status).")(func)
-    func = click.option("--at", type=DATE, metavar="DATE",
-                        help="Evaluate on this date: picks the in-force version and dates reference tables.")(func)
+    func = click.option("--version", "version", metavar="NAME", help="Pick a version by name (any status).")(
+        func
+    )
+    func = click.option(
+        "--at",
+        type=DATE,
+        metavar="DATE",
+        help="Evaluate on this date: picks the in-force version and dates reference tables.",
+    )(func)
     return func
 
 
@@ -124,7 +130,9 @@ def parse_command(file: str, fmt: str) -> None:
 def check_command(paths: tuple[str, ...], fmt: str) -> None:
     """Parse and check policy files and folders; report every problem (exit 1 if any error)."""
     results = api.check(paths)
-    diagnostics: list[Diagnostic] = sorted({d for r in results for d in r.diagnostics}, key=Diagnostic.sort_key)
+    diagnostics: list[Diagnostic] = sorted(
+        {d for r in results for d in r.diagnostics}, key=Diagnostic.sort_key
+    )
     sources = {k: v for r in results for k, v in r.sources.items()}
     errors = sum(d.severity.value == "error" for d in diagnostics)
     if fmt == "json":
@@ -141,9 +149,13 @@ def check_command(paths: tuple[str, ...], fmt: str) -> None:
 @click.argument("policy")
 @click.argument("case")
 @version_options
-@click.option("--explain", is_flag=True, help="Show every rule: what fired, what was overridden, what did not.")
+@click.option(
+    "--explain", is_flag=True, help="Show every rule: what fired, what was overridden, what did not."
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-def eval_command(policy: str, case: str, at: date | None, version: str | None, explain: bool, fmt: str) -> None:
+def eval_command(
+    policy: str, case: str, at: date | None, version: str | None, explain: bool, fmt: str
+) -> None:
     """Decide CASE (a JSON file, or - for stdin) under POLICY (a file or a policy folder)."""
     loaded = load_policy(policy, version, at)
     facts = read_case(case)

@@ -56,8 +56,16 @@ def _all3(items: Any, collection: Any) -> bool | None:
     return None if items is None or collection is None else items <= collection
 
 
-_RUNTIME = {"_and3": _and3, "_or3": _or3, "_not3": _not3, "_cmp3": _cmp3, "_in3": _in3, "_any3": _any3,
-            "_all3": _all3, "_EMPTY": EMPTY}
+_RUNTIME = {
+    "_and3": _and3,
+    "_or3": _or3,
+    "_not3": _not3,
+    "_cmp3": _cmp3,
+    "_in3": _in3,
+    "_any3": _any3,
+    "_all3": _all3,
+    "_EMPTY": EMPTY,
+}
 
 _PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OP_FUNC = {
@@ -210,7 +218,9 @@ def _decide_source(emitter: _Emitter) -> list[str]:
     return [line for line in head if line] + body + ["    return fired"]
 
 
-def _explain_source(emitter: _Emitter) -> tuple[list[str], list[ConditionSlot], list[tuple[int, tuple[int, ...]]]]:
+def _explain_source(
+    emitter: _Emitter,
+) -> tuple[list[str], list[ConditionSlot], list[tuple[int, tuple[int, ...]]]]:
     """Every condition node gets a slot; all are evaluated (no short-circuit) so the trace is complete."""
     slots: list[ConditionSlot] = []
     lines: list[str] = []
@@ -228,7 +238,10 @@ def _explain_source(emitter: _Emitter) -> tuple[list[str], list[ConditionSlot], 
         lines.append(f"    v[{index}] = {source}")
         return index
 
-    rule_slots = [(condition(rule.condition), tuple(condition(u) for u in rule.unless)) for rule in emitter.program.rules]
+    rule_slots = [
+        (condition(rule.condition), tuple(condition(u) for u in rule.unless))
+        for rule in emitter.program.rules
+    ]
     return lines, slots, rule_slots
 
 
@@ -250,8 +263,13 @@ def compile_program(program: p.Program) -> CompiledRules:
     explain_body, slots, rule_slots = _explain_source(explain_emitter)
     derived = explain_emitter.derived_lines()
     derived_values = ", ".join(explain_emitter.derived_vars.values())
-    explain_head = ["def explain(f, t):", explain_emitter.tables_line(), *explain_emitter.prologue(), *derived,
-                    f"    v = [None] * {len(slots)}"]
+    explain_head = [
+        "def explain(f, t):",
+        explain_emitter.tables_line(),
+        *explain_emitter.prologue(),
+        *derived,
+        f"    v = [None] * {len(slots)}",
+    ]
     explain_lines = [line for line in explain_head if line] + explain_body
     explain_lines.append(f"    return v, [{derived_values}]")
 

@@ -145,7 +145,9 @@ _SEVERITY_COLOR = {Severity.ERROR: "1;31", Severity.WARNING: "1;33", Severity.NO
 def render(diagnostic: Diagnostic, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
     """Render one diagnostic the way rustc and Cedar do: header, location, source line, underline, help."""
     sources = sources or {}
-    head = _paint(f"{diagnostic.severity.value}[{diagnostic.code}]", _SEVERITY_COLOR[diagnostic.severity], color)
+    head = _paint(
+        f"{diagnostic.severity.value}[{diagnostic.code}]", _SEVERITY_COLOR[diagnostic.severity], color
+    )
     out = [f"{head}: {diagnostic.message}", f"  --> {diagnostic.location}"]
     line_text = _source_line(sources, diagnostic.file, diagnostic.line) if diagnostic.line > 0 else None
     if line_text is not None:

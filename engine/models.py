@@ -148,11 +148,11 @@ def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
     base: Any
     if fact.type.base == "enum":
         values = enums[fact.type.enum or ""]
-        base = Literal[values] if values else str  # type: ignore[valid-type]
+        base = Literal[values] if values else str
     else:
         base = {"boolean": bool, "number": Decimal, "string": str, "date": date}[fact.type.base]
     if fact.type.is_set:
-        base = list[base]  # type: ignore[valid-type]
+        base = list[base]
     return Optional[base] if fact.optional else base  # noqa: UP045 - built at run time
 
 

@@ -7,6 +7,7 @@ parsed on its own, so one run reports every broken declaration, not only the fir
 from __future__ import annotations
 
 import re
+import datetime
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -101,7 +102,9 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
     if not text.strip():
         span = Span(path, 1, 1, 1, 1)
         diagnostics.append(
-            Diagnostic.at("syntax", "the file is empty", span, 'a file starts with `policy "ID"` or `vocabulary "ID"`')
+            Diagnostic.at(
+                "syntax", "the file is empty", span, 'a file starts with `policy "ID"` or `vocabulary "ID"`'
+            )
         )
     tree = s.SourceFile(header, tuple(items), extract_comments(text, path), path) if header else None
     return ParseResult(tree, diagnostics)
@@ -162,11 +165,20 @@ def _describe_token(token: Token) -> str:
 def _contextual_message(previous: str | None, expected: set[str]) -> tuple[str, str | None] | None:
     """Messages for the mistakes authors actually make, keyed by what came just before."""
     if previous in _CONDITION_WORDS and "NAME" in expected:
-        return f"expected a condition after `{previous}`", "a condition is a fact, a comparison or a test such as `x in <A, B>`"
+        return (
+            f"expected a condition after `{previous}`",
+            "a condition is a fact, a comparison or a test such as `x in <A, B>`",
+        )
     if previous == "then":
-        return "expected an outcome after `then`", "write `decide NAME = VALUE`, `require OBLIGATION` or `recommend STEP`"
+        return (
+            "expected an outcome after `then`",
+            "write `decide NAME = VALUE`, `require OBLIGATION` or `recommend STEP`",
+        )
     if previous == "in" and "LESSTHAN" in expected:
-        return "expected a set after `in`", "write a set literal like `<CC, infosec>`, or a group, table or set-valued fact"
+        return (
+            "expected a set after `in`",
+            "write a set literal like `<CC, infosec>`, or a group, table or set-valued fact",
+        )
     if previous == "includes":
         return "expected a value, `any <...>` or `all <...>` after `includes`", None
     if previous in _COMPARATORS and "NAME" in expected:
@@ -195,22 +207,25 @@ def _bad_character(exc: UnexpectedCharacters, text: str, path: str) -> Diagnosti
     char = exc.char
     help_text = "names are letters, digits, `_` and inner hyphens; text goes in double quotes"
     if char == "'":
-        help_text = "strings use double quotes: `\"...\"`"
+        help_text = 'strings use double quotes: `"..."`'
     elif char in "{}":
         help_text = "declarations are not braced: a declaration runs until the next keyword"
     elif char == '"':
         help_text = "a string must close on the same line"
-    return Diagnostic.at("syntax", f"unexpected character `{char}`", _point(path, exc.line, exc.column), help_text)
+    return Diagnostic.at(
+        "syntax", f"unexpected character `{char}`", _point(path, exc.line, exc.column), help_text
+    )
 
 
 def _bad_token(token: Token, expected: set[str], text: str, path: str, start: str) -> Diagnostic:
-    pos = getattr(token, "start_pos", None)
-    if token.type == "$END" or pos is None:
+    raw_pos: int | None = getattr(token, "start_pos", None)
+    if token.type == "$END" or raw_pos is None:
         lines = text.rstrip().splitlines() or [""]
         line, column, pos = len(lines), len(lines[-1]) + 1, len(text.rstrip())
         width = 1
     else:
-        line, column, width = token.line, token.column, max(len(str(token.value)), 1)
+        pos = raw_pos
+        line, column, width = token.line or 1, token.column or 1, max(len(str(token.value)), 1)
     span = _point(path, line, column, width)
     previous = _previous_word(text, pos)
     contextual = _contextual_message(previous, expected)
@@ -274,7 +289,9 @@ class _Builder(Transformer[Token, Any]):
         return Span(self._file, meta.line, meta.column, meta.end_line, meta.end_column)
 
     def _tspan(self, token: Token) -> Span:
-        return Span(self._file, token.line, token.column, token.end_line, token.end_column)
+        return Span(
+            self._file, token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0
+        )
 
     def _ident(self, token: Token) -> s.Ident:
         return s.Ident(str(token), span=self._tspan(token))
@@ -286,7 +303,7 @@ class _Builder(Transformer[Token, Any]):
         return s.SourceFile(header, tuple(items), path=self._file)
 
     def header(self, children: list[Any]) -> s.Header:
-        return children[0]  # type: ignore[no-any-return]
+        return children[0]
 
     @v_args(meta=True)
     def policy_header(self, meta: Any, children: list[Any]) -> s.Header:
@@ -359,7 +376,9 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True)
     def table_decl(self, meta: Any, c: list[Any]) -> s.TableDecl:
         name, key, value, desc, source = c
-        return s.TableDecl(self._ident(name), key, value, _unquote(desc), _unquote(source), span=self._span(meta))
+        return s.TableDecl(
+            self._ident(name), key, value, _unquote(desc), _unquote(source), span=self._span(meta)
+        )
 
     @v_args(meta=True)
     def define_decl(self, meta: Any, c: list[Any]) -> s.DefineDecl:
@@ -540,9 +559,9 @@ class _Builder(Transformer[Token, Any]):
     def false(self, meta: Any, c: list[Any]) -> s.Literal:
         return s.Literal(False, span=self._span(meta))
 
-    def _date(self, token: Token) -> date:
+    def _date(self, token: Token) -> datetime.date:
         try:
-            return date.fromisoformat(str(token))
+            return datetime.date.fromisoformat(str(token))
         except ValueError as exc:
             raise _LiteralError(
                 f"`{token}` is not a calendar date", self._tspan(token), "dates are written YYYY-MM-DD"

@@ -46,14 +46,16 @@ def read_versions(folder: Path) -> list[VersionEntry]:
         header = tree.header
         fields = {f.name: f.value for f in header.fields}
         effective, ends = fields.get("effective"), fields.get("ends")
-        entries.append(VersionEntry(
-            path=path,
-            policy=header.id,
-            version=str(fields.get("version", path.stem)),
-            effective=effective if isinstance(effective, date) else None,
-            ends=ends if isinstance(ends, date) else None,
-            status=str(fields.get("status", "")),
-        ))
+        entries.append(
+            VersionEntry(
+                path=path,
+                policy=header.id,
+                version=str(fields.get("version", path.stem)),
+                effective=effective if isinstance(effective, date) else None,
+                ends=ends if isinstance(ends, date) else None,
+                status=str(fields.get("status", "")),
+            )
+        )
     return sorted(entries, key=lambda e: (e.effective or date.min, e.version))
 
 
@@ -72,13 +74,17 @@ def select_version(
         return in_force[0]
     if len(in_force) > 1:
         names = ", ".join(e.version for e in in_force)
-        raise UsageError(f"several versions of `{folder.name}` are in force on {when}: {names}",
-                         "their effective dates overlap; fix the `ends` dates or name one with --version")
+        raise UsageError(
+            f"several versions of `{folder.name}` are in force on {when}: {names}",
+            "their effective dates overlap; fix the `ends` dates or name one with --version",
+        )
     if at is None:
         published = [e for e in entries if e.status == "in-force"]
         if published:
             return published[-1]
-    raise UsageError(_no_version_message(folder, entries, when), "name a date inside a window, or use --version")
+    raise UsageError(
+        _no_version_message(folder, entries, when), "name a date inside a window, or use --version"
+    )
 
 
 def _named(entries: list[VersionEntry], version: str, folder: Path) -> VersionEntry:

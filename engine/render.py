@@ -97,8 +97,14 @@ def _rule_view(rule: RuleTrace, explain_failing: bool) -> RuleView:
     lines = condition_lines(rule.condition, only_failing=explain_failing)
     for clause in rule.unless:
         if not explain_failing or clause.value is not False:
-            lines += [Line(1, verdict(clause.value), "unless " + clause.condition,
-                           ", ".join(f"{k} = {format_value(v)}" for k, v in clause.reads.items()))]
+            lines += [
+                Line(
+                    1,
+                    verdict(clause.value),
+                    "unless " + clause.condition,
+                    ", ".join(f"{k} = {format_value(v)}" for k, v in clause.reads.items()),
+                )
+            ]
     return RuleView(rule.rule, "; ".join(rule.citations), rule.description, rule.status, relation, lines)
 
 
@@ -117,12 +123,21 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
     for name, value in decision.decisions.items():
         ids = [r.rule for r in value.rules]
         label = f"{name} = {value.value}" if value.value is not None else f"{name} = (conflict)"
-        outcomes.append({"label": label, "default": value.default, "rules": value.rules, "explained": because(ids)})
+        outcomes.append(
+            {"label": label, "default": value.default, "rules": value.rules, "explained": because(ids)}
+        )
     for kind, items in (("require", decision.obligations), ("recommend", decision.recommendations)):
         for item in items:
             ids = [r.rule for r in item.rules]
-            outcomes.append({"label": f"{kind} {item.name}", "default": False, "rules": item.rules,
-                             "explained": because(ids), "citations": item.citations})
+            outcomes.append(
+                {
+                    "label": f"{kind} {item.name}",
+                    "default": False,
+                    "rules": item.rules,
+                    "explained": because(ids),
+                    "citations": item.citations,
+                }
+            )
     rules = decision.trace.rules if decision.trace else []
     return {
         "d": decision,

@@ -189,13 +189,26 @@ class CompiledPolicy:
             if not values:
                 decisions[name] = DecisionValue(value=info.default, default=True)
             elif len(values) == 1:
-                decisions[name] = DecisionValue(value=values.pop(), rules=[self._rule_refs[i] for i, _ in claims[name]])
+                decisions[name] = DecisionValue(
+                    value=values.pop(), rules=[self._rule_refs[i] for i, _ in claims[name]]
+                )
             else:
-                decisions[name] = DecisionValue(value=None, rules=[self._rule_refs[i] for i, _ in claims[name]])
-                conflicts.append(Conflict(decision=name, claims=[
-                    ConflictClaim(rule=self.program.rules[i].id, value=v, citations=list(self.program.rules[i].citations))
-                    for i, v in claims[name]
-                ]))
+                decisions[name] = DecisionValue(
+                    value=None, rules=[self._rule_refs[i] for i, _ in claims[name]]
+                )
+                conflicts.append(
+                    Conflict(
+                        decision=name,
+                        claims=[
+                            ConflictClaim(
+                                rule=self.program.rules[i].id,
+                                value=v,
+                                citations=list(self.program.rules[i].citations),
+                            )
+                            for i, v in claims[name]
+                        ],
+                    )
+                )
         return decisions, tuple(conflicts)
 
     def _accumulate(self, effective: tuple[int, ...], kind: str) -> tuple[OutcomeItem, ...]:
@@ -206,12 +219,19 @@ class CompiledPolicy:
                     by_name.setdefault(outcome.name, []).append(i)
         items = []
         for name, rules in by_name.items():
+            citations: tuple[str, ...] = ()
             if kind == "require":
-                description, citations = self.program.obligations[name], ()
+                description = self.program.obligations[name]
             else:
                 description, citations = self.program.recommendations[name]
-            items.append(OutcomeItem(name=name, description=description, citations=list(citations),
-                                     rules=[self._rule_refs[i] for i in rules]))
+            items.append(
+                OutcomeItem(
+                    name=name,
+                    description=description,
+                    citations=list(citations),
+                    rules=[self._rule_refs[i] for i in rules],
+                )
+            )
         return tuple(items)
 
     # -- building the answer ------------------------------------------------------------
@@ -252,8 +272,14 @@ class CompiledPolicy:
         )
 
     def _rule_trace(
-        self, i: int, rule: p.RuleInfo, cond: int, unless: tuple[int, ...], values: list[Any],
-        known: dict[str, Any], res: Resolution,
+        self,
+        i: int,
+        rule: p.RuleInfo,
+        cond: int,
+        unless: tuple[int, ...],
+        values: list[Any],
+        known: dict[str, Any],
+        res: Resolution,
     ) -> RuleTrace:
         condition = self._condition_trace(cond, values, known)
         unless_traces = [self._condition_trace(u, values, known) for u in unless]
@@ -263,16 +289,26 @@ class CompiledPolicy:
         elif i in res.overridden_by:
             status = "overridden"
         elif values[cond] is None or any(values[u] is None for u in unless):
-            status = "unknown" if values[cond] is not False and all(values[u] is not True for u in unless) else "not_fired"
+            status = (
+                "unknown"
+                if values[cond] is not False and all(values[u] is not True for u in unless)
+                else "not_fired"
+            )
         else:
             status = "not_fired"
-        missing = sorted({name for node in [rule.condition, *rule.unless] for name in p.reads(node)
-                          if known.get(name) is None and name in self.program.facts})
+        missing = sorted(
+            {
+                name
+                for node in [rule.condition, *rule.unless]
+                for name in p.reads(node)
+                if known.get(name) is None and name in self.program.facts
+            }
+        )
         return RuleTrace(
             rule=rule.id,
             description=rule.description,
             citations=list(rule.citations),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             overridden_by=[self.program.rules[o].id for o in res.overridden_by.get(i, ())],
             overrides=list(rule.overrides),
             condition=condition,
@@ -286,7 +322,7 @@ class CompiledPolicy:
         reads = {} if slot.children else {name: to_json_value(known.get(name)) for name in p.reads(slot.node)}
         return ConditionTrace(
             condition=s.unparse(slot.node.source),
-            kind=_KIND.get(type(slot.node), "test"),  # type: ignore[arg-type]
+            kind=_KIND.get(type(slot.node), "test"),
             value=values[index],
             reads=reads,
             children=[self._condition_trace(c, values, known) for c in slot.children],

@@ -326,7 +326,15 @@ class SourceFile:
 # ---------------------------------------------------------------------------
 # Printing expressions back as source: used by traces, diffs and the formatter.
 
-_PRECEDENCE: dict[type, float] = {Or: 1, And: 2, Not: 3, Compare: 3.5, Member: 3.5, Includes: 3.5, Presence: 3.5}
+_PRECEDENCE: dict[type, float] = {
+    Or: 1,
+    And: 2,
+    Not: 3,
+    Compare: 3.5,
+    Member: 3.5,
+    Includes: 3.5,
+    Presence: 3.5,
+}
 _OPERAND = 3.9  # operands of a predicate: anything but an atom needs parentheses
 
 
