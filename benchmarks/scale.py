@@ -218,61 +218,74 @@ class ScaleResult:
     status: str
     reason: str = ""
     compile_ms: float | None = None
-    engine_us: float | None = None
+    raw_us: float | None = None
+    public_us: float | None = None
     reference_us: float | None = None
 
 
 def run_size(n_rules: int, n_cases: int, rounds: int, workdir: Path) -> ScaleResult:
+    """Generate, load (timed: a fresh file name each time, so ``engine.load``'s cache never answers),
+    check every answer against the reference, then time the raw path, the public API and the reference."""
     rules = generate_rules(n_rules)
     text = policy_text(rules)
-    path = workdir / f"scale-{n_rules}.policy"
-    path.write_text(text, encoding="utf-8")
     cases = generate_cases(n_cases, n_rules)
     reference = Reference(rules)
     expected = [reference.decide(c) for c in cases]
     result = ScaleResult(n_rules, len(text.encode()) / 1024, "ok")
-    result.reference_us = statistics.median(time_pass(reference.decide, cases) for _ in range(rounds))
     try:
         compile_times = []
-        for _ in range(1 if n_rules > 1_000 else 3):
+        for k in range(1 if n_rules > 1_000 else 3):
+            path = workdir / f"scale-{n_rules}-{k}.policy"
+            path.write_text(text, encoding="utf-8")
             started = time.perf_counter()
             policy = engines.load_policy(path)
             compile_times.append((time.perf_counter() - started) * 1e3)
         result.compile_ms = statistics.median(compile_times)
-        decide = engines.fast_decider(policy, DECISION)
+        deciders = [engines.fast_decider(policy, DECISION), engines.public_decider(policy, DECISION)]
     except engines.Pending as exc:
         result.status, result.reason = "pending", str(exc)
+        result.reference_us = statistics.median(time_pass(reference.decide, cases) for _ in range(rounds))
         return result
     except Exception as exc:
         result.status, result.reason = "error", f"{type(exc).__name__}: {exc}"
         return result
-    wrong = [(c, decide(c), e) for c, e in zip(cases, expected, strict=True) if decide(c) != e]
-    if wrong:
-        case, got, want = wrong[0]
-        result.status = "mismatch"
-        result.reason = f"{len(wrong)} of {n_cases} differ; first: {case} engine {got} reference {want}"
-        return result
-    samples = []
+    for decide in deciders:
+        got = [decide(c) for c in cases]
+        wrong = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
+        if wrong:
+            i = wrong[0]
+            result.status = "mismatch"
+            result.reason = (
+                f"{len(wrong)} of {n_cases} differ; first: {cases[i]} engine {got[i]} reference {expected[i]}"
+            )
+            return result
+    timed = [*deciders, reference.decide]
+    samples: list[list[float]] = [[] for _ in timed]
     for _ in range(rounds):
-        samples.append(time_pass(decide, cases))
-        samples.append(time_pass(reference.decide, cases))
-    result.engine_us = statistics.median(samples[0::2])
-    result.reference_us = statistics.median(samples[1::2])
+        for k, decide in enumerate(timed):
+            samples[k].append(time_pass(decide, cases))
+    result.raw_us, result.public_us, result.reference_us = (statistics.median(s) for s in samples)
     return result
 
 
 def format_table(results: Sequence[ScaleResult]) -> str:
     lines = [
-        "| rules | policy KiB | compile ms (engine.load) | engine µs / case | reference µs / case | status |",
-        "| ---: | ---: | ---: | ---: | ---: | --- |",
+        "| rules | policy KiB | compile ms (engine.load) | raw µs / case | public API µs / case"
+        " | reference µs / case | status |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+
+    def num(value: float | None, fmt: str) -> str:
+        return format(value, fmt) if value is not None else "–"
+
     for r in results:
         cells = [
             f"{r.rules:,}",
-            f"{r.policy_kb:.0f}",
-            f"{r.compile_ms:.0f}" if r.compile_ms is not None else "–",
-            f"{r.engine_us:.2f}" if r.engine_us is not None else "–",
-            f"{r.reference_us:.2f}" if r.reference_us is not None else "–",
+            f"{r.policy_kb:,.0f}",
+            num(r.compile_ms, ",.0f"),
+            num(r.raw_us, ".2f"),
+            num(r.public_us, ".2f"),
+            num(r.reference_us, ".2f"),
             r.status + (f": {r.reason}" if r.reason else ""),
         ]
         lines.append("| " + " | ".join(cells) + " |")
