@@ -6,8 +6,8 @@ parsed on its own, so one run reports every broken declaration, not only the fir
 
 from __future__ import annotations
 
-import re
 import datetime
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
