@@ -33,57 +33,218 @@ SNAPSHOT = "eCFR issue of 2026-07-23 via seelpeed-debug/export-controls-agent-mc
 # Names used in the snapshot (Country Chart rows and Country Group lists) -> ISO 3166-1 alpha-2.
 # Kosovo has no ISO code; XK is the user-assigned code in common use (EU, IMF, SWIFT).
 ISO = {
-    "Afghanistan": "AF", "Albania": "AL", "Algeria": "DZ", "Andorra": "AD", "Angola": "AO",
-    "Antigua and Barbuda": "AG", "Argentina": "AR", "Armenia": "AM", "Aruba": "AW",
-    "Australia": "AU", "Austria": "AT", "Azerbaijan": "AZ", "Bahamas, The": "BS",
-    "The Bahamas": "BS", "Bahrain": "BH", "Bangladesh": "BD", "Barbados": "BB", "Belarus": "BY",
-    "Belgium": "BE", "Belize": "BZ", "Benin": "BJ", "Bhutan": "BT", "Bolivia": "BO",
-    "Bosnia and Herzegovina": "BA", "Bosnia & Herzegovina": "BA", "Botswana": "BW",
-    "Brazil": "BR", "Brunei": "BN", "Bulgaria": "BG", "Burkina Faso": "BF", "Burma": "MM",
-    "Burundi": "BI", "Cambodia": "KH", "Cameroon": "CM", "Canada": "CA", "Cape Verde": "CV",
-    "Central African Republic": "CF", "Chad": "TD", "Chile": "CL", "China": "CN",
-    "China (PRC)": "CN", "Colombia": "CO", "Comoros": "KM",
-    "Congo (Democratic Republic of the)": "CD", "Congo (Democratic Republic of)": "CD",
-    "Congo (Republic of the)": "CG", "Costa Rica": "CR", "Cote d'Ivoire": "CI",
-    "Cote d'lvoire": "CI", "Croatia": "HR", "Cuba": "CU", "Curaçao": "CW", "Cyprus": "CY",
-    "Czech Republic": "CZ", "Denmark": "DK", "Djibouti": "DJ", "Dominica": "DM",
-    "Dominican Republic": "DO", "Ecuador": "EC", "Egypt": "EG", "El Salvador": "SV",
-    "Equatorial Guinea": "GQ", "Eritrea": "ER", "Estonia": "EE", "Eswatini": "SZ",
-    "Ethiopia": "ET", "Fiji": "FJ", "Finland": "FI", "France": "FR", "Gabon": "GA",
-    "Gambia, The": "GM", "Georgia": "GE", "Germany": "DE", "Ghana": "GH", "Greece": "GR",
-    "Grenada": "GD", "Guatemala": "GT", "Guinea": "GN", "Guinea-Bissau": "GW", "Guyana": "GY",
-    "Haiti": "HT", "Honduras": "HN", "Hungary": "HU", "Iceland": "IS", "India": "IN",
-    "Indonesia": "ID", "Iran": "IR", "Iraq": "IQ", "Ireland": "IE", "Israel": "IL", "Italy": "IT",
-    "Jamaica": "JM", "Japan": "JP", "Jordan": "JO", "Kazakhstan": "KZ", "Kenya": "KE",
-    "Kiribati": "KI", "Korea, North": "KP", "Korea, South": "KR", "Kosovo": "XK", "Kuwait": "KW",
-    "Kyrgyzstan": "KG", "Laos": "LA", "Latvia": "LV", "Lebanon": "LB", "Lesotho": "LS",
-    "Liberia": "LR", "Libya": "LY", "Liechtenstein": "LI", "Lithuania": "LT", "Luxembourg": "LU",
-    "Macau": "MO", "Madagascar": "MG", "Malawi": "MW", "Malaysia": "MY", "Maldives": "MV",
-    "Mali": "ML", "Malta": "MT", "Marshall Islands": "MH", "Mauritania": "MR", "Mauritius": "MU",
-    "Mexico": "MX", "Micronesia (Federated State of)": "FM",
-    "Micronesia, Federated States of": "FM", "Moldova": "MD", "Monaco": "MC", "Mongolia": "MN",
-    "Montenegro": "ME", "Morocco": "MA", "Mozambique": "MZ", "Namibia": "NA", "Nauru": "NR",
-    "Nepal": "NP", "Netherlands": "NL", "New Zealand": "NZ", "Nicaragua": "NI", "Niger": "NE",
-    "Nigeria": "NG", "North Macedonia": "MK", "Norway": "NO", "Oman": "OM", "Pakistan": "PK",
-    "Palau": "PW", "Panama": "PA", "Papua New Guinea": "PG", "Paraguay": "PY", "Peru": "PE",
-    "Philippines": "PH", "Poland": "PL", "Portugal": "PT", "Qatar": "QA", "Romania": "RO",
-    "Russia": "RU", "Rwanda": "RW", "Samoa": "WS", "San Marino": "SM",
-    "Sao Tome and Principe": "ST", "Sao Tome & Principe": "ST", "Saudi Arabia": "SA",
-    "Senegal": "SN", "Serbia": "RS", "Seycheles": "SC", "Seychelles": "SC", "Sierra Leone": "SL",
+    "Afghanistan": "AF",
+    "Albania": "AL",
+    "Algeria": "DZ",
+    "Andorra": "AD",
+    "Angola": "AO",
+    "Antigua and Barbuda": "AG",
+    "Argentina": "AR",
+    "Armenia": "AM",
+    "Aruba": "AW",
+    "Australia": "AU",
+    "Austria": "AT",
+    "Azerbaijan": "AZ",
+    "Bahamas, The": "BS",
+    "The Bahamas": "BS",
+    "Bahrain": "BH",
+    "Bangladesh": "BD",
+    "Barbados": "BB",
+    "Belarus": "BY",
+    "Belgium": "BE",
+    "Belize": "BZ",
+    "Benin": "BJ",
+    "Bhutan": "BT",
+    "Bolivia": "BO",
+    "Bosnia and Herzegovina": "BA",
+    "Bosnia & Herzegovina": "BA",
+    "Botswana": "BW",
+    "Brazil": "BR",
+    "Brunei": "BN",
+    "Bulgaria": "BG",
+    "Burkina Faso": "BF",
+    "Burma": "MM",
+    "Burundi": "BI",
+    "Cambodia": "KH",
+    "Cameroon": "CM",
+    "Canada": "CA",
+    "Cape Verde": "CV",
+    "Central African Republic": "CF",
+    "Chad": "TD",
+    "Chile": "CL",
+    "China": "CN",
+    "China (PRC)": "CN",
+    "Colombia": "CO",
+    "Comoros": "KM",
+    "Congo (Democratic Republic of the)": "CD",
+    "Congo (Democratic Republic of)": "CD",
+    "Congo (Republic of the)": "CG",
+    "Costa Rica": "CR",
+    "Cote d'Ivoire": "CI",
+    "Cote d'lvoire": "CI",
+    "Croatia": "HR",
+    "Cuba": "CU",
+    "Curaçao": "CW",
+    "Cyprus": "CY",
+    "Czech Republic": "CZ",
+    "Denmark": "DK",
+    "Djibouti": "DJ",
+    "Dominica": "DM",
+    "Dominican Republic": "DO",
+    "Ecuador": "EC",
+    "Egypt": "EG",
+    "El Salvador": "SV",
+    "Equatorial Guinea": "GQ",
+    "Eritrea": "ER",
+    "Estonia": "EE",
+    "Eswatini": "SZ",
+    "Ethiopia": "ET",
+    "Fiji": "FJ",
+    "Finland": "FI",
+    "France": "FR",
+    "Gabon": "GA",
+    "Gambia, The": "GM",
+    "Georgia": "GE",
+    "Germany": "DE",
+    "Ghana": "GH",
+    "Greece": "GR",
+    "Grenada": "GD",
+    "Guatemala": "GT",
+    "Guinea": "GN",
+    "Guinea-Bissau": "GW",
+    "Guyana": "GY",
+    "Haiti": "HT",
+    "Honduras": "HN",
+    "Hungary": "HU",
+    "Iceland": "IS",
+    "India": "IN",
+    "Indonesia": "ID",
+    "Iran": "IR",
+    "Iraq": "IQ",
+    "Ireland": "IE",
+    "Israel": "IL",
+    "Italy": "IT",
+    "Jamaica": "JM",
+    "Japan": "JP",
+    "Jordan": "JO",
+    "Kazakhstan": "KZ",
+    "Kenya": "KE",
+    "Kiribati": "KI",
+    "Korea, North": "KP",
+    "Korea, South": "KR",
+    "Kosovo": "XK",
+    "Kuwait": "KW",
+    "Kyrgyzstan": "KG",
+    "Laos": "LA",
+    "Latvia": "LV",
+    "Lebanon": "LB",
+    "Lesotho": "LS",
+    "Liberia": "LR",
+    "Libya": "LY",
+    "Liechtenstein": "LI",
+    "Lithuania": "LT",
+    "Luxembourg": "LU",
+    "Macau": "MO",
+    "Madagascar": "MG",
+    "Malawi": "MW",
+    "Malaysia": "MY",
+    "Maldives": "MV",
+    "Mali": "ML",
+    "Malta": "MT",
+    "Marshall Islands": "MH",
+    "Mauritania": "MR",
+    "Mauritius": "MU",
+    "Mexico": "MX",
+    "Micronesia (Federated State of)": "FM",
+    "Micronesia, Federated States of": "FM",
+    "Moldova": "MD",
+    "Monaco": "MC",
+    "Mongolia": "MN",
+    "Montenegro": "ME",
+    "Morocco": "MA",
+    "Mozambique": "MZ",
+    "Namibia": "NA",
+    "Nauru": "NR",
+    "Nepal": "NP",
+    "Netherlands": "NL",
+    "New Zealand": "NZ",
+    "Nicaragua": "NI",
+    "Niger": "NE",
+    "Nigeria": "NG",
+    "North Macedonia": "MK",
+    "Norway": "NO",
+    "Oman": "OM",
+    "Pakistan": "PK",
+    "Palau": "PW",
+    "Panama": "PA",
+    "Papua New Guinea": "PG",
+    "Paraguay": "PY",
+    "Peru": "PE",
+    "Philippines": "PH",
+    "Poland": "PL",
+    "Portugal": "PT",
+    "Qatar": "QA",
+    "Romania": "RO",
+    "Russia": "RU",
+    "Rwanda": "RW",
+    "Samoa": "WS",
+    "San Marino": "SM",
+    "Sao Tome and Principe": "ST",
+    "Sao Tome & Principe": "ST",
+    "Saudi Arabia": "SA",
+    "Senegal": "SN",
+    "Serbia": "RS",
+    "Seycheles": "SC",
+    "Seychelles": "SC",
+    "Sierra Leone": "SL",
     "Singapore": "SG",
     "Sint Maarten (the Dutch two-fifths of the island of Saint Martin)": "SX",
-    "Slovakia": "SK", "Slovenia": "SI", "Solomon Islands": "SB", "Somalia": "SO",
-    "South Africa": "ZA", "South Sudan, Republic of": "SS", "Spain": "ES", "Sri Lanka": "LK",
-    "St. Kitts and Nevis": "KN", "Saint Kitts & Nevis": "KN", "St. Lucia": "LC",
-    "Saint Lucia": "LC", "St. Vincent and the Grenadines": "VC",
-    "Saint Vincent and the Grenadines": "VC", "Sudan": "SD", "Suriname": "SR", "Sweden": "SE",
-    "Switzerland": "CH", "Syria": "SY", "Taiwan": "TW", "Tajikistan": "TJ", "Tanzania": "TZ",
-    "Thailand": "TH", "Timor-Leste": "TL", "Togo": "TG", "Tonga": "TO",
-    "Trinidad and Tobago": "TT", "Trinidad & Tobago": "TT", "Tunisia": "TN",
-    "Turkmenistan": "TM", "Tuvalu": "TV", "Türkiye": "TR", "Uganda": "UG", "Ukraine": "UA",
-    "United Arab Emirates": "AE", "United Kingdom": "GB", "United States": "US",
-    "Uruguay": "UY", "Uzbekistan": "UZ", "Vanuatu": "VU", "Vatican City": "VA",
-    "Venezuela": "VE", "Vietnam": "VN", "Western Sahara": "EH", "Yemen": "YE", "Zambia": "ZM",
+    "Slovakia": "SK",
+    "Slovenia": "SI",
+    "Solomon Islands": "SB",
+    "Somalia": "SO",
+    "South Africa": "ZA",
+    "South Sudan, Republic of": "SS",
+    "Spain": "ES",
+    "Sri Lanka": "LK",
+    "St. Kitts and Nevis": "KN",
+    "Saint Kitts & Nevis": "KN",
+    "St. Lucia": "LC",
+    "Saint Lucia": "LC",
+    "St. Vincent and the Grenadines": "VC",
+    "Saint Vincent and the Grenadines": "VC",
+    "Sudan": "SD",
+    "Suriname": "SR",
+    "Sweden": "SE",
+    "Switzerland": "CH",
+    "Syria": "SY",
+    "Taiwan": "TW",
+    "Tajikistan": "TJ",
+    "Tanzania": "TZ",
+    "Thailand": "TH",
+    "Timor-Leste": "TL",
+    "Togo": "TG",
+    "Tonga": "TO",
+    "Trinidad and Tobago": "TT",
+    "Trinidad & Tobago": "TT",
+    "Tunisia": "TN",
+    "Turkmenistan": "TM",
+    "Tuvalu": "TV",
+    "Türkiye": "TR",
+    "Uganda": "UG",
+    "Ukraine": "UA",
+    "United Arab Emirates": "AE",
+    "United Kingdom": "GB",
+    "United States": "US",
+    "Uruguay": "UY",
+    "Uzbekistan": "UZ",
+    "Vanuatu": "VU",
+    "Vatican City": "VA",
+    "Venezuela": "VE",
+    "Vietnam": "VN",
+    "Western Sahara": "EH",
+    "Yemen": "YE",
+    "Zambia": "ZM",
     "Zimbabwe": "ZW",
 }
 
@@ -93,6 +254,7 @@ HONG_KONG_AS_CHINA_FROM = "2020-12-23"
 # Dated Country Group history, per country: a list of (effective, ends, groups). None = open.
 # Only countries whose membership changed between 2020 and 2026 (as far as known) appear here;
 # every other country carries its 2026 groups for all dates (see README: a known limitation).
+AS_CHINA = ["<China's groups>"]  # marker: this period takes China's entry (Hong Kong from 23 Dec 2020)
 DATED_GROUPS: dict[str, list[tuple[str | None, str | None, list[str]]]] = {
     # Cyprus: D:5 around 2020 (ITAR 126.1(d)(2), domain notes 3.2); A:6 added by 85 FR 84211
     # (28 Dec 2020); absent from D:5 in 2026. The date BIS's table dropped Cyprus was not found:
@@ -148,7 +310,7 @@ DATED_GROUPS: dict[str, list[tuple[str | None, str | None, list[str]]]] = {
     # 2011 STA rule). [unverified, from memory] From 23 Dec 2020 it takes China's groups.
     "HK": [
         (None, "2020-12-22", ["A6", "B"]),
-        ("2020-12-23", None, "CN"),  # type: ignore[list-item]  # resolved to China's entry below
+        (HONG_KONG_AS_CHINA_FROM, None, AS_CHINA),
     ],
 }
 
@@ -168,8 +330,18 @@ HK_CC_BEFORE = ["CC1", "CC3"]
 CC_ECCNS: list[tuple[str, str, str | None, str | None]] = [
     # (eccn, paragraph and scope, effective, ends)
     # Renumbered by the firearms transfer from the USML, 85 FR 4136/4176 (effective 9 Mar 2020):
-    ("0A984", "742.7(a)(1)-(3): shotguns (CC1; CC2/CC3 for barrel >= 24 in.) - renumbered 0A502", None, "2020-03-08"),
-    ("0A985", "742.7(a)(4): discharge-type arms, all destinations except Canada - renumbered 0A503", None, "2020-03-08"),
+    (
+        "0A984",
+        "742.7(a)(1)-(3): shotguns (CC1; CC2/CC3 for barrel >= 24 in.) - renumbered 0A502",
+        None,
+        "2020-03-08",
+    ),
+    (
+        "0A985",
+        "742.7(a)(4): discharge-type arms, all destinations except Canada - renumbered 0A503",
+        None,
+        "2020-03-08",
+    ),
     ("0A987", "742.7(a)(1): optical sighting devices, CC1 - renumbered 0A504", None, "2020-03-08"),
     ("0E984", "742.7(a)(1): shotgun technology, CC1 - renumbered 0E502", None, "2020-03-08"),
     ("0A502", "742.7(a)(1)-(3): shotguns (CC1; CC2/CC3 for barrel >= 24 in.)", "2020-03-09", None),
@@ -191,7 +363,12 @@ CC_ECCNS: list[tuple[str, str, str | None, str | None]] = [
     ("1A984", "742.7(a)(1): tear gas, pepper spray, smoke bombs and other chemical agents, CC1", None, None),
     ("1A985", "742.7(a)(1): fingerprinting powders, dyes and inks, CC1", None, None),
     ("3A980", "742.7(a)(1): voice print identification and analysis equipment, CC1", None, None),
-    ("3A981", "742.7(a)(1): polygraphs, fingerprint analyzers, electronic monitoring restraint devices, CC1", None, None),
+    (
+        "3A981",
+        "742.7(a)(1): polygraphs, fingerprint analyzers, electronic monitoring restraint devices, CC1",
+        None,
+        None,
+    ),
     ("3D980", "742.7(a)(1): software for 3A980 and 3A981, CC1", None, None),
     ("3E980", "742.7(a)(1): technology for 3A980 and 3A981, CC1", None, None),
     ("4A003", "742.7(a)(1): digital computers, for fingerprint computers only, CC1", None, None),
@@ -260,22 +437,30 @@ def main() -> None:
             hist = DATED_GROUPS[iso]
             last = hist[-1]
             # The 2026 snapshot must agree with the open-ended (latest) period we wrote by hand.
-            if last[2] != "CN" and iso not in DELIBERATE and set(last[2]) != by_iso.get(iso, set()):
-                raise SystemExit(f"{iso}: hand-dated groups {last[2]} disagree with 2026 {sorted(by_iso.get(iso, set()))}")
+            if last[2] is not AS_CHINA and iso not in DELIBERATE and set(last[2]) != by_iso.get(iso, set()):
+                raise SystemExit(
+                    f"{iso}: hand-dated groups {last[2]} disagree with 2026 {sorted(by_iso.get(iso, set()))}"
+                )
             for eff, ends, gs in hist:
-                value = order(by_iso["CN"]) if gs == "CN" else order(gs)
+                value = order(by_iso["CN"]) if gs is AS_CHINA else order(gs)
                 group_entries.append(entry(iso, value, eff, ends))
         else:
             group_entries.append(entry(iso, order(by_iso.get(iso, set())), None, None))
-    dump(HERE / "country-groups.json", {
-        "description": "Country Groups of each destination (A:1 to E:2 written without the colon), dated where membership changed between 2020 and 2026",
-        "source": f"15 CFR part 740, Supplement No. 1; {SNAPSHOT}; dated changes per policies/shared/data/README.md",
-        "entries": group_entries,
-    })
+    dump(
+        HERE / "country-groups.json",
+        {
+            "description": "Country Groups of each destination (A:1 to E:2 written without the colon), dated where membership changed between 2020 and 2026",
+            "source": f"15 CFR part 740, Supplement No. 1; {SNAPSHOT}; dated changes per policies/shared/data/README.md",
+            "entries": group_entries,
+        },
+    )
 
     # --- CC columns of the Country Chart ---
     cc_entries = []
-    rows = {ISO[n]: [m.replace(" ", "") for m in r["marks"] if m.startswith("CC")] for n, r in chart["countries"].items()}
+    rows = {
+        ISO[n]: [m.replace(" ", "") for m in r["marks"] if m.startswith("CC")]
+        for n, r in chart["countries"].items()
+    }
     for name in chart["embargoed"]:  # Cuba, Iran, North Korea, Syria: no marks; part 746 governs
         rows[ISO[name]] = []
     for iso in countries:
@@ -285,34 +470,50 @@ def main() -> None:
         elif iso in rows:
             cc_entries.append(entry(iso, rows[iso], None, None))
         # the United States has no row: exports do not go to it
-    dump(HERE / "cc-columns.json", {
-        "description": "Crime control (CC) columns of the Commerce Country Chart marked X for each destination; embargoed destinations (CU, IR, KP, SY) have no marks and are governed by part 746",
-        "source": f"15 CFR part 738, Supplement No. 1; {SNAPSHOT}; Hong Kong dated per 85 FR 83765 and 85 FR 63009",
-        "entries": cc_entries,
-    })
+    dump(
+        HERE / "cc-columns.json",
+        {
+            "description": "Crime control (CC) columns of the Commerce Country Chart marked X for each destination; embargoed destinations (CU, IR, KP, SY) have no marks and are governed by part 746",
+            "source": f"15 CFR part 738, Supplement No. 1; {SNAPSHOT}; Hong Kong dated per 85 FR 83765 and 85 FR 63009",
+            "entries": cc_entries,
+        },
+    )
 
     # --- 742.7(a) ECCNs ---
     known = {e["eccn"] for e in ccl["entries"]}
-    for eccn, _, eff, ends in CC_ECCNS:
+    for eccn, _, _effective, ends in CC_ECCNS:
         base = eccn.split(".")[0]
         if ends is None and base not in known:
             raise SystemExit(f"{eccn} is not in the 2026 CCL")
-    dump(HERE / "crime-control-eccns.json", {
-        "description": "ECCNs whose licence requirement is in 15 CFR 742.7(a), so whose licensing policy is 742.7(b); value: the paragraph and scope in the 2020 text",
-        "source": "15 CFR 742.7(a) as in force 9 Mar 2020 (85 FR 4176) and as amended 6 Oct 2020 (85 FR 63009); pre-9 Mar 2020 numbering from the earlier text (domain notes 1.2)",
-        "entries": [entry(e, v, eff, ends) for e, v, eff, ends in CC_ECCNS],
-    })
+    dump(
+        HERE / "crime-control-eccns.json",
+        {
+            "description": "ECCNs whose licence requirement is in 15 CFR 742.7(a), so whose licensing policy is 742.7(b); value: the paragraph and scope in the 2020 text",
+            "source": "15 CFR 742.7(a) as in force 9 Mar 2020 (85 FR 4176) and as amended 6 Oct 2020 (85 FR 63009); pre-9 Mar 2020 numbering from the earlier text (domain notes 1.2)",
+            "entries": [entry(e, v, eff, ends) for e, v, eff, ends in CC_ECCNS],
+        },
+    )
 
     # --- short supply ---
-    ss_2026 = sorted(e["eccn"] for e in ccl["entries"] if "SS" in [r.strip() for r in (e["reasonForControl"] or "").split(",")])
+    ss_2026 = sorted(
+        e["eccn"]
+        for e in ccl["entries"]
+        if "SS" in [r.strip() for r in (e["reasonForControl"] or "").split(",")]
+    )
     if ss_2026 != SS_ECCNS:
         raise SystemExit(f"short-supply ECCNs changed: {ss_2026}")
     headings = {e["eccn"]: e["heading"] for e in ccl["entries"]}
-    dump(HERE / "short-supply-eccns.json", {
-        "description": "ECCNs controlled for short supply (SS) reasons under part 754; value: the CCL heading, shortened",
-        "source": f"15 CFR 742.1(b)(1) and part 774 Supplement No. 1; {SNAPSHOT}",
-        "entries": [entry(e, headings[e].split(" listed in")[0].split(" (")[0].rstrip("."), None, None) for e in SS_ECCNS],
-    })
+    dump(
+        HERE / "short-supply-eccns.json",
+        {
+            "description": "ECCNs controlled for short supply (SS) reasons under part 754; value: the CCL heading, shortened",
+            "source": f"15 CFR 742.1(b)(1) and part 774 Supplement No. 1; {SNAPSHOT}",
+            "entries": [
+                entry(e, headings[e].split(" listed in")[0].split(" (")[0].rstrip("."), None, None)
+                for e in SS_ECCNS
+            ],
+        },
+    )
 
     (HERE / "countries.txt").write_text("\n".join(countries) + "\n", encoding="utf-8")
     print(f"{len(countries)} countries, {len(group_entries)} group entries, {len(cc_entries)} chart entries")
