@@ -71,6 +71,7 @@ class CompiledPolicy:
         )
         self._overriders = self._overrider_index()
         self._order = self._precedence_order()
+        self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
         self._resolutions: dict[tuple[int, ...], Resolution] = {}
         self._tables_at: dict[date, Tables] = {}
         self._lock = threading.Lock()
@@ -317,9 +318,34 @@ class CompiledPolicy:
             missing=missing if status == "unknown" else [],
         )
 
+    def _expand(self, name: str, seen: set[str]) -> list[str]:
+        """The facts and derived facts a derived fact reads, transitively, in order of appearance."""
+        out: list[str] = []
+        for read in p.reads(self.program.derived[name].node):
+            if read in seen:
+                continue
+            seen.add(read)
+            out.append(read)
+            if read in self.program.derived:
+                out += self._expand(read, seen)
+        return out
+
+    def _leaf_reads(self, node: p.Node) -> list[str]:
+        """What a condition read, with each derived fact followed by what it was derived from."""
+        names: list[str] = []
+        for name in p.reads(node):
+            for item in [name, *self._expanded_reads.get(name, [])]:
+                if item not in names:
+                    names.append(item)
+        return names
+
     def _condition_trace(self, index: int, values: list[Any], known: dict[str, Any]) -> ConditionTrace:
         slot = self.rules.slots[index]
-        reads = {} if slot.children else {name: to_json_value(known.get(name)) for name in p.reads(slot.node)}
+        reads = (
+            {}
+            if slot.children
+            else {name: to_json_value(known.get(name)) for name in self._leaf_reads(slot.node)}
+        )
         return ConditionTrace(
             condition=s.unparse(slot.node.source),
             kind=_KIND.get(type(slot.node), "test"),
