@@ -56,7 +56,7 @@ def _all3(items: Any, collection: Any) -> bool | None:
     return None if items is None or collection is None else items <= collection
 
 
-_RUNTIME = {
+_RUNTIME: dict[str, Any] = {
     "_and3": _and3,
     "_or3": _or3,
     "_not3": _not3,
@@ -198,21 +198,44 @@ class _Emitter:
         return f"    {names}, = t"
 
 
-def _fires(emitter: _Emitter, rule: p.RuleInfo, condition: str, unless: list[str]) -> str:
-    """The test that a rule fires: condition true and every unless clause false."""
-    nodes = [rule.condition, *rule.unless]
-    if any(emitter.nullable(n) for n in nodes):
-        tests = [f"({condition}) is True", *[f"({u}) is False" for u in unless]]
-    else:
-        tests = [condition, *[f"not {u}" for u in unless]]
-    return " and ".join(tests)
+def _rule_lines(emitter: _Emitter, index: int, rule: p.RuleInfo) -> list[str]:
+    """Code that records a rule: `index` when it fires, `~index` when its outcome is unknown.
+
+    A rule fires when its condition is true and every unless clause false; it is unknown when
+    neither that nor the opposite can be told because an optional fact is missing. Rules that
+    cannot be unknown get plain Python booleans, the fast path.
+    """
+    condition = emitter.expr(rule.condition)
+    unless = [emitter.expr(u) for u in rule.unless]
+    if not any(emitter.nullable(n) for n in (rule.condition, *rule.unless)):
+        test = " and ".join([condition, *[f"not {u}" for u in unless]])
+        return [f"    if {test}:", f"        fired.append({index})"]
+    status = f"_status3({', '.join([condition, *unless])})"
+    return [
+        f"    _s = {status}",
+        "    if _s is True:",
+        f"        fired.append({index})",
+        "    elif _s is None:",
+        f"        fired.append({~index})",
+    ]
+
+
+def _status3(condition: bool | None, *unless: bool | None) -> bool | None:
+    """Whether a rule fires (True), does not (False), or hangs on an unknown value (None)."""
+    if condition is False or True in unless:
+        return False
+    if condition is True and all(u is False for u in unless):
+        return True
+    return None
+
+
+_RUNTIME["_status3"] = _status3
 
 
 def _decide_source(emitter: _Emitter) -> list[str]:
     body = []
     for index, rule in enumerate(emitter.program.rules):
-        test = _fires(emitter, rule, emitter.expr(rule.condition), [emitter.expr(u) for u in rule.unless])
-        body += [f"    if {test}:", f"        fired.append({index})"]
+        body += _rule_lines(emitter, index, rule)
     derived = emitter.derived_lines()
     head = ["def decide(f, t):", emitter.tables_line(), *emitter.prologue(), *derived, "    fired = []"]
     return [line for line in head if line] + body + ["    return fired"]

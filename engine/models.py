@@ -36,12 +36,15 @@ class DecisionValue(_Model):
     """The value of one single-valued decision and the rules that determined it.
 
     `default` is true when no rule decided and the declared default applies; `value` is
-    null when rules conflict (see `Decision.conflicts`).
+    null when rules conflict (see `Decision.conflicts`). `undetermined_by` lists rules that
+    could have decided it but hang on a missing optional fact: the value may change once
+    that fact is known.
     """
 
     value: str | None
     default: bool = False
     rules: list[RuleRef] = Field(default_factory=list)
+    undetermined_by: list[RuleRef] = Field(default_factory=list)
 
 
 class OutcomeItem(_Model):
@@ -114,6 +117,7 @@ class Decision(_Model):
     recommendations: list[OutcomeItem] = Field(default_factory=list)
     conflicts: list[Conflict] = Field(default_factory=list)
     fired: list[str] = Field(default_factory=list)
+    unknown: list[str] = Field(default_factory=list)
     trace: Trace | None = None
 
     def value(self, decision: str) -> str | None:

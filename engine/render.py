@@ -44,6 +44,13 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def format_reads(reads: dict[str, Any], derived: frozenset[str]) -> str:
+    """`name = value` pairs; a derived fact with no value is unknown, a fact with none is missing."""
+    return ", ".join(
+        f"{k} = {'unknown' if v is None and k in derived else format_value(v)}" for k, v in reads.items()
+    )
+
+
 def verdict(value: bool | None) -> str:
     return {True: "yes", False: "no", None: "unknown"}[value]
 
@@ -68,7 +75,9 @@ class RuleView:
     lines: list[Line] = field(default_factory=list)
 
 
-def condition_lines(trace: ConditionTrace, depth: int = 1, only_failing: bool = False) -> list[Line]:
+def condition_lines(
+    trace: ConditionTrace, depth: int = 1, only_failing: bool = False, derived: frozenset[str] = frozenset()
+) -> list[Line]:
     """The condition tree as indented lines; a top-level `and` is shown as its parts.
 
     With `only_failing`, a top-level `and` shows only the parts that were not true: the
@@ -79,22 +88,22 @@ def condition_lines(trace: ConditionTrace, depth: int = 1, only_failing: bool = 
             line
             for child in trace.children
             if not only_failing or child.value is not True
-            for line in condition_lines(child, 1, False)
+            for line in condition_lines(child, 1, False, derived)
         ]
-    reads = ", ".join(f"{k} = {format_value(v)}" for k, v in trace.reads.items())
+    reads = format_reads(trace.reads, derived)
     out = [Line(depth, verdict(trace.value), trace.condition, reads)]
     for child in trace.children:
-        out += condition_lines(child, depth + 1, False)
+        out += condition_lines(child, depth + 1, False, derived)
     return out
 
 
-def _rule_view(rule: RuleTrace, explain_failing: bool) -> RuleView:
+def _rule_view(rule: RuleTrace, explain_failing: bool, derived: frozenset[str] = frozenset()) -> RuleView:
     relation = ""
     if rule.overrides and rule.status == "fired":
         relation = ", an exception to " + ", ".join(rule.overrides)
     if rule.status == "overridden":
         relation = ", overridden by " + ", ".join(rule.overridden_by)
-    lines = condition_lines(rule.condition, only_failing=explain_failing)
+    lines = condition_lines(rule.condition, only_failing=explain_failing, derived=derived)
     for clause in rule.unless:
         if not explain_failing or clause.value is not False:
             lines += [
@@ -102,7 +111,7 @@ def _rule_view(rule: RuleTrace, explain_failing: bool) -> RuleView:
                     1,
                     verdict(clause.value),
                     "unless " + clause.condition,
-                    ", ".join(f"{k} = {format_value(v)}" for k, v in clause.reads.items()),
+                    format_reads(clause.reads, derived),
                 )
             ]
     return RuleView(rule.rule, "; ".join(rule.citations), rule.description, rule.status, relation, lines)
@@ -111,12 +120,13 @@ def _rule_view(rule: RuleTrace, explain_failing: bool) -> RuleView:
 def view(decision: Decision, explain: bool) -> dict[str, Any]:
     """Everything the text and Markdown templates show, in the order they show it."""
     traces = {r.rule: r for r in decision.trace.rules} if decision.trace else {}
+    derived = frozenset(decision.trace.derived) if decision.trace else frozenset()
 
     def because(rule_ids: list[str]) -> list[RuleView]:
         views = []
         for rule_id in rule_ids:
             if rule_id in traces:
-                views.append(_rule_view(traces[rule_id], False))
+                views.append(_rule_view(traces[rule_id], False, derived))
         return views
 
     outcomes = []
@@ -124,7 +134,13 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
         ids = [r.rule for r in value.rules]
         label = f"{name} = {value.value}" if value.value is not None else f"{name} = (conflict)"
         outcomes.append(
-            {"label": label, "default": value.default, "rules": value.rules, "explained": because(ids)}
+            {
+                "label": label,
+                "default": value.default,
+                "rules": value.rules,
+                "explained": because(ids),
+                "undetermined": [r.rule for r in value.undetermined_by],
+            }
         )
     for kind, items in (("require", decision.obligations), ("recommend", decision.recommendations)):
         for item in items:
@@ -136,6 +152,7 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
                     "rules": item.rules,
                     "explained": because(ids),
                     "citations": item.citations,
+                    "undetermined": [],
                 }
             )
     rules = decision.trace.rules if decision.trace else []
@@ -143,9 +160,9 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
         "d": decision,
         "explain": explain,
         "outcomes": outcomes,
-        "overridden": [_rule_view(r, False) for r in rules if r.status == "overridden"],
-        "unknown": [(_rule_view(r, False), r.missing) for r in rules if r.status == "unknown"],
-        "not_fired": [_rule_view(r, True) for r in rules if r.status == "not_fired"],
+        "overridden": [_rule_view(r, False, derived) for r in rules if r.status == "overridden"],
+        "unknown": [(_rule_view(r, False, derived), r.missing) for r in rules if r.status == "unknown"],
+        "not_fired": [_rule_view(r, True, derived) for r in rules if r.status == "not_fired"],
     }
 
 

@@ -40,6 +40,7 @@ class Resolution:
     """Precedence applied to one set of fired rules: what is effective and what it decides."""
 
     effective: tuple[int, ...]
+    unknown: tuple[int, ...]
     overridden_by: dict[int, tuple[int, ...]]
     decisions: dict[str, DecisionValue]
     obligations: tuple[OutcomeItem, ...]
@@ -99,8 +100,7 @@ class CompiledPolicy:
         tables = self.tables_at(when)
         if trace:
             values, derived = self.rules.explain(facts, tables)
-            fired = self._fired_from_slots(values)
-            resolution = self.resolve(tuple(fired))
+            resolution = self.resolve(tuple(self._fired_from_slots(values)))
             return self._decision(resolution, when, self._trace(facts, values, derived, resolution))
         resolution = self.resolve(tuple(self.rules.decide(facts, tables)))
         return self._decision(resolution, when, None)
@@ -153,8 +153,9 @@ class CompiledPolicy:
                 self._resolutions.setdefault(fired, cached)
         return cached
 
-    def _resolve(self, fired: tuple[int, ...]) -> Resolution:
-        fired_set = set(fired)
+    def _resolve(self, key: tuple[int, ...]) -> Resolution:
+        fired_set = {i for i in key if i >= 0}
+        unknown = tuple(sorted(~i for i in key if i < 0))
         effective: set[int] = set()
         overridden_by: dict[int, tuple[int, ...]] = {}
         for i in self._order:
@@ -166,9 +167,11 @@ class CompiledPolicy:
             else:
                 effective.add(i)
         ordered = tuple(i for i in range(len(self.program.rules)) if i in effective)
-        decisions, conflicts = self._decisions(ordered)
+        unknown = tuple(i for i in unknown if not any(o in effective for o in self._overriders[i]))
+        decisions, conflicts = self._decisions(ordered, unknown)
         return Resolution(
             effective=ordered,
+            unknown=unknown,
             overridden_by=overridden_by,
             decisions=decisions,
             obligations=self._accumulate(ordered, "require"),
@@ -177,7 +180,9 @@ class CompiledPolicy:
             fired_ids=tuple(self.program.rules[i].id for i in ordered),
         )
 
-    def _decisions(self, effective: tuple[int, ...]) -> tuple[dict[str, DecisionValue], tuple[Conflict, ...]]:
+    def _decisions(
+        self, effective: tuple[int, ...], unknown: tuple[int, ...]
+    ) -> tuple[dict[str, DecisionValue], tuple[Conflict, ...]]:
         claims: dict[str, list[tuple[int, str]]] = {name: [] for name in self.program.decisions}
         for i in effective:
             for outcome in self.program.rules[i].outcomes:
@@ -187,16 +192,14 @@ class CompiledPolicy:
         conflicts: list[Conflict] = []
         for name, info in self.program.decisions.items():
             values = {v for _, v in claims[name]}
+            pending = [self._rule_refs[i] for i in unknown if self._decides(i, name)]
+            rules = [self._rule_refs[i] for i, _ in claims[name]]
             if not values:
-                decisions[name] = DecisionValue(value=info.default, default=True)
+                decisions[name] = DecisionValue(value=info.default, default=True, undetermined_by=pending)
             elif len(values) == 1:
-                decisions[name] = DecisionValue(
-                    value=values.pop(), rules=[self._rule_refs[i] for i, _ in claims[name]]
-                )
+                decisions[name] = DecisionValue(value=values.pop(), rules=rules, undetermined_by=pending)
             else:
-                decisions[name] = DecisionValue(
-                    value=None, rules=[self._rule_refs[i] for i, _ in claims[name]]
-                )
+                decisions[name] = DecisionValue(value=None, rules=rules, undetermined_by=pending)
                 conflicts.append(
                     Conflict(
                         decision=name,
@@ -211,6 +214,9 @@ class CompiledPolicy:
                     )
                 )
         return decisions, tuple(conflicts)
+
+    def _decides(self, index: int, decision: str) -> bool:
+        return any(o.kind == "decide" and o.name == decision for o in self.program.rules[index].outcomes)
 
     def _accumulate(self, effective: tuple[int, ...], kind: str) -> tuple[OutcomeItem, ...]:
         by_name: dict[str, list[int]] = {}
@@ -249,15 +255,19 @@ class CompiledPolicy:
             recommendations=list(resolution.recommendations),
             conflicts=list(resolution.conflicts),
             fired=list(resolution.fired_ids),
+            unknown=[self.program.rules[i].id for i in resolution.unknown],
             trace=trace,
         )
 
     def _fired_from_slots(self, values: list[Any]) -> list[int]:
-        fired = []
+        """The same key `decide` returns: fired indexes, and `~index` for rules hanging on unknowns."""
+        key = []
         for i, (cond, unless) in enumerate(self.rules.rule_slots):
             if values[cond] is True and all(values[u] is False for u in unless):
-                fired.append(i)
-        return fired
+                key.append(i)
+            elif values[cond] is not False and all(values[u] is not True for u in unless):
+                key.append(~i)
+        return key
 
     def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
         derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
@@ -289,19 +299,15 @@ class CompiledPolicy:
             status = "fired"
         elif i in res.overridden_by:
             status = "overridden"
-        elif values[cond] is None or any(values[u] is None for u in unless):
-            status = (
-                "unknown"
-                if values[cond] is not False and all(values[u] is not True for u in unless)
-                else "not_fired"
-            )
+        elif values[cond] is not False and all(values[u] is not True for u in unless):
+            status = "unknown"  # neither fired nor ruled out: it hangs on a missing value
         else:
             status = "not_fired"
         missing = sorted(
             {
                 name
                 for node in [rule.condition, *rule.unless]
-                for name in p.reads(node)
+                for name in self._leaf_reads(node)
                 if known.get(name) is None and name in self.program.facts
             }
         )
