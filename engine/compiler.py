@@ -56,6 +56,11 @@ def _all3(items: Any, collection: Any) -> bool | None:
     return None if items is None or collection is None else items <= collection
 
 
+def _get3(table: dict[Any, Any], key: Any, default: Any) -> Any:
+    """A table lookup whose key may be unknown: an unknown key looks up nothing (unknown)."""
+    return None if key is None else table.get(key, default)
+
+
 _RUNTIME: dict[str, Any] = {
     "_and3": _and3,
     "_or3": _or3,
@@ -64,6 +69,7 @@ _RUNTIME: dict[str, Any] = {
     "_in3": _in3,
     "_any3": _any3,
     "_all3": _all3,
+    "_get3": _get3,
     "_EMPTY": EMPTY,
 }
 
@@ -149,8 +155,12 @@ class _Emitter:
             return self.const(node.value)
         if isinstance(node, p.TableLookup):
             default = "_EMPTY" if node.type.is_set else "None"
+            if self.nullable(node.key):
+                return f"_get3({self.table_vars[node.table]}, {render(node.key)}, {default})"
             return f"{self.table_vars[node.table]}.get({render(node.key)}, {default})"
         if isinstance(node, p.TableHas):
+            if tri:
+                return f"_in3({render(node.key)}, {self.table_vars[node.table]})"
             return f"({render(node.key)} in {self.table_vars[node.table]})"
         if isinstance(node, p.PresenceNode):
             return f"({self.fact_var(node.path)} is {'not ' if node.present else ''}None)"
