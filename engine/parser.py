@@ -359,7 +359,14 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True)
     def enum_decl(self, meta: Any, c: list[Any]) -> s.EnumDecl:
         name, desc, values = c
-        idents = tuple(s.Ident(v.path[0], span=v.span) if isinstance(v, s.Ref) else v for v in values.items)
+        for v in values.items:
+            if isinstance(v, s.Literal):
+                raise _LiteralError(
+                    f"enumeration values are names, and {s.unparse(v)} is not a name",
+                    v.span,
+                    "write the values without quotes: `<CC, infosec>`; a set of text is a `group`",
+                )
+        idents = tuple(s.Ident(v.path[0], span=v.span) for v in values.items if isinstance(v, s.Ref))
         return s.EnumDecl(self._ident(name), _unquote(desc), idents, span=self._span(meta))
 
     @v_args(meta=True)
