@@ -16,7 +16,7 @@ from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from engine import syntax as s
-from engine.errors import Diagnostic, Span
+from engine.errors import Diagnostic, Span, did_you_mean
 from engine.grammar import parser as lark_parser
 
 
@@ -188,6 +188,46 @@ def _contextual_message(previous: str | None, expected: set[str]) -> tuple[str, 
     return None
 
 
+_HEADER_FIELDS = ("title", "version", "effective", "ends", "status", "source", "description")
+_OUTCOME_WORDS = {"decide", "require", "recommend"}
+
+
+def _declaration_word(text: str) -> str | None:
+    """The keyword of the declaration being read (error recovery parses one declaration at a time)."""
+    stripped = _COMMENT_OR_STRING.sub(lambda m: m.group() if m.group().startswith('"') else "", text)
+    match = re.match(r"\s*([a-z]+)\b", stripped)
+    return match.group(1) if match else None
+
+
+def _declaration_message(
+    declaration: str | None, token: Token, expected: set[str]
+) -> tuple[str, str | None] | None:
+    """Messages keyed by the declaration being read, where Lark's expected set is too wide to list."""
+    if expected == {"RPAR"}:
+        return "expected `)` to close the parenthesis", "every `(` needs a matching `)`"
+    if declaration == "rule" and "THEN" in expected:
+        if token.value in _OUTCOME_WORDS:
+            return "expected `then` before the outcome", "a rule reads `if CONDITION then OUTCOME`"
+        return (
+            "expected `then`, or `and`, `or`, `unless` or a comparison to continue the condition",
+            "a rule reads `if CONDITION then OUTCOME`",
+        )
+    if declaration == "fact" and "COLON" in expected:
+        return "expected `:` and a type after the fact's name", 'a fact reads `fact NAME: TYPE "description"`'
+    if declaration == "fact" and "STRING" in expected and "NAME" not in expected:
+        return (
+            "expected the fact's description in double quotes",
+            'a fact reads `fact NAME: TYPE "description"`',
+        )
+    if declaration in ("policy", "vocabulary") and "TITLE" in expected and token.type == "NAME":
+        return (
+            "expected a header field or a declaration",
+            did_you_mean(str(token.value), _HEADER_FIELDS)
+            or "the header fields are " + ", ".join(f"`{f}`" for f in _HEADER_FIELDS),
+        )
+    return None
+
+
 def syntax_error(exc: UnexpectedInput, text: str, path: str, start: str = "start") -> Diagnostic:
     """Turn a Lark error into a located diagnostic that speaks to a policy author."""
     if isinstance(exc, UnexpectedCharacters):
@@ -211,7 +251,12 @@ def _bad_character(exc: UnexpectedCharacters, text: str, path: str) -> Diagnosti
     elif char in "{}":
         help_text = "declarations are not braced: a declaration runs until the next keyword"
     elif char == '"':
-        help_text = "a string must close on the same line"
+        return Diagnostic.at(
+            "syntax",
+            "this string is not closed on its line",
+            _point(path, exc.line, exc.column),
+            'add the closing `"`: a string cannot run over several lines',
+        )
     return Diagnostic.at(
         "syntax", f"unexpected character `{char}`", _point(path, exc.line, exc.column), help_text
     )
@@ -228,7 +273,9 @@ def _bad_token(token: Token, expected: set[str], text: str, path: str, start: st
         line, column, width = token.line or 1, token.column or 1, max(len(str(token.value)), 1)
     span = _point(path, line, column, width)
     previous = _previous_word(text, pos)
-    contextual = _contextual_message(previous, expected)
+    contextual = _contextual_message(previous, expected) or _declaration_message(
+        _declaration_word(text), token, expected
+    )
     if contextual:
         message, help_text = contextual
         if token.type != "$END":
