@@ -109,8 +109,9 @@ class CompiledRules:
 class _Emitter:
     """Turns typed conditions into Python expressions over locals the compiler names."""
 
-    def __init__(self, program: p.Program):
+    def __init__(self, program: p.Program, prefix: str = ""):
         self.program = program
+        self.prefix = prefix
         self.namespace: dict[str, Any] = dict(_RUNTIME)
         self.facts: dict[str, str] = {}
         self.derived_vars = {name: f"_d{i}" for i, name in enumerate(program.derived)}
@@ -119,7 +120,7 @@ class _Emitter:
         self._consts = 0
 
     def const(self, value: Any) -> str:
-        name = f"_c{self._consts}"
+        name = f"_{self.prefix}c{self._consts}"
         self._consts += 1
         self.namespace[name] = value
         return name
@@ -195,10 +196,13 @@ class _Emitter:
         lines = [f"    {var} = f[{path!r}]" for path, var in self.facts.items()]
         return lines
 
-    def derived_lines(self) -> list[str]:
+    def derived_lines(self, used: set[str] | None = None) -> list[str]:
+        """Compute derived facts in dependency order: all of them, or those `used` needs (transitively)."""
+        needed = set(self.program.derived) if used is None else _closure(self.program, used)
         return [
             f"    {self.derived_vars[name]} = {self.expr(info.node)}"
             for name, info in self.program.derived.items()
+            if name in needed
         ]
 
     def tables_line(self) -> str:
@@ -242,13 +246,120 @@ def _status3(condition: bool | None, *unless: bool | None) -> bool | None:
 _RUNTIME["_status3"] = _status3
 
 
-def _decide_source(emitter: _Emitter) -> list[str]:
-    body = []
-    for index, rule in enumerate(emitter.program.rules):
-        body += _rule_lines(emitter, index, rule)
-    derived = emitter.derived_lines()
-    head = ["def decide(f, t):", emitter.tables_line(), *emitter.prologue(), *derived, "    fired = []"]
-    return [line for line in head if line] + body + ["    return fired"]
+def _closure(program: p.Program, names: set[str]) -> set[str]:
+    """The derived facts that computing `names` needs, themselves included."""
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [r for r in p.reads(program.derived[name].node) if r in program.derived]
+    return seen
+
+
+def _used_derived(rules: list[p.RuleInfo]) -> set[str]:
+    return {name for r in rules for n in (r.condition, *r.unless) for name in _derived_reads(n)}
+
+
+def _derived_reads(node: p.Node) -> list[str]:
+    found = [node.name] if isinstance(node, p.DerivedRead) else []
+    for child in p.sub_nodes(node):
+        found += _derived_reads(child)
+    return found
+
+
+def _group_source(emitter: _Emitter, name: str, indexes: list[int], tail: list[str]) -> list[str]:
+    """A function that records which of the given rules fire; reads only what those rules read."""
+    rules = [emitter.program.rules[i] for i in indexes]
+    body = [line for i, rule in zip(indexes, rules, strict=True) for line in _rule_lines(emitter, i, rule)]
+    derived = emitter.derived_lines(_used_derived(rules))
+    signature = f"def {name}(f, t):" if name == "decide" else f"def {name}(f, t, fired):"
+    head = [signature, emitter.tables_line(), *emitter.prologue(), *derived]
+    if name == "decide":
+        head.append("    fired = []")
+    return [line for line in head if line] + body + tail
+
+
+# ---------------------------------------------------------------------------
+# Rule index: with many rules, most cases touch a handful. Rules whose condition starts with
+# a test of one scalar fact against constants (`item = "K1"`, `eccn in <"0A977", "0A978">`)
+# are grouped by those constants, and a case runs only the group of its own value.
+
+INDEX_MIN_RULES = 16
+
+
+def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
+    """The fact and values a rule's condition requires, read off its first suitable conjunct."""
+    parts = rule.condition.operands if isinstance(rule.condition, p.AndNode) else (rule.condition,)
+    for part in parts:
+        if isinstance(part, p.CompareNode) and part.op == "=":
+            fact, const = part.left, part.right
+            if isinstance(fact, p.Const):
+                fact, const = const, fact
+            if _indexable(fact) and isinstance(const, p.Const):
+                return fact.path, frozenset([const.value])  # type: ignore[union-attr]
+        if isinstance(part, p.MemberNode) and not part.any_of and _indexable(part.item):
+            if isinstance(part.collection, p.Const):
+                return part.item.path, frozenset(part.collection.value)  # type: ignore[union-attr, arg-type]
+    return None
+
+
+def _indexable(node: p.Node) -> bool:
+    return isinstance(node, p.FactRead) and not node.optional and not node.type.is_set
+
+
+def plan_index(program: p.Program) -> tuple[str, dict[Any, list[int]], list[int]] | None:
+    """Choose the fact that guards the most rules; None when indexing would not pay."""
+    if len(program.rules) < INDEX_MIN_RULES:
+        return None
+    guards = [_guard(rule) for rule in program.rules]
+    counts: dict[str, int] = {}
+    for guard in guards:
+        if guard is not None:
+            counts[guard[0]] = counts.get(guard[0], 0) + 1
+    if not counts:
+        return None
+    fact = max(sorted(counts), key=lambda k: counts[k])
+    if counts[fact] < len(program.rules) // 2:
+        return None
+    buckets: dict[Any, list[int]] = {}
+    always: list[int] = []
+    for index, guard in enumerate(guards):
+        if guard is None or guard[0] != fact:
+            always.append(index)
+            continue
+        for value in sorted(guard[1], key=str):
+            buckets.setdefault(value, []).append(index)
+    return fact, buckets, always
+
+
+def _decide_source(emitter: _Emitter) -> tuple[list[str], dict[str, Any]]:
+    """The fast path: straight-line for small policies, dispatch by the index for large ones."""
+    program = emitter.program
+    plan = plan_index(program)
+    if plan is None:
+        lines = _group_source(emitter, "decide", list(range(len(program.rules))), ["    return fired"])
+        return lines, emitter.namespace
+    fact, buckets, always = plan
+    tail = [
+        f"    _g = _BUCKETS.get(f[{fact!r}])",
+        "    if _g is not None:",
+        "        _g(f, t, fired)",
+        "        fired.sort()",
+        "    return fired",
+    ]
+    lines = _group_source(emitter, "decide", always, tail)
+    namespace = dict(emitter.namespace)
+    group_names: dict[Any, str] = {}
+    for number, (value, indexes) in enumerate(buckets.items()):
+        group = _Emitter(program, prefix=f"g{number}")
+        name = f"_group{number}"
+        lines += ["", *_group_source(group, name, indexes, [])]
+        namespace.update(group.namespace)
+        group_names[value] = name
+    namespace["_BUCKET_NAMES"] = group_names
+    return lines, namespace
 
 
 def _explain_source(
@@ -289,8 +400,7 @@ def _condition_children(node: p.Node) -> tuple[p.Node, ...]:
 
 def compile_program(program: p.Program) -> CompiledRules:
     """Generate, compile and return the decide and explain functions of a program."""
-    decide_emitter = _Emitter(program)
-    decide_lines = _decide_source(decide_emitter)
+    decide_lines, decide_namespace = _decide_source(_Emitter(program))
 
     explain_emitter = _Emitter(program)
     explain_body, slots, rule_slots = _explain_source(explain_emitter)
@@ -306,7 +416,7 @@ def compile_program(program: p.Program) -> CompiledRules:
     explain_lines = [line for line in explain_head if line] + explain_body
     explain_lines.append(f"    return v, [{derived_values}]")
 
-    decide = _build(decide_lines, decide_emitter.namespace, "decide")
+    decide = _build(decide_lines, decide_namespace, "decide")
     explain = _build(explain_lines, explain_emitter.namespace, "explain")
     source = "\n".join(decide_lines) + "\n\n" + "\n".join(explain_lines) + "\n"
     return CompiledRules(
@@ -325,4 +435,7 @@ def _build(lines: list[str], namespace: dict[str, Any], name: str) -> Any:
     scope = dict(namespace)
     scope["__builtins__"] = {}
     exec(code, scope)  # the source holds only compiler-made names and repr'd fact paths
+    names = scope.pop("_BUCKET_NAMES", None)
+    if names is not None:  # the index maps fact values to group functions, outside the source
+        scope["_BUCKETS"] = {value: scope[group] for value, group in names.items()}
     return scope[name]
