@@ -297,11 +297,17 @@ def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
             fact, const = part.left, part.right
             if isinstance(fact, p.Const):
                 fact, const = const, fact
-            if _indexable(fact) and isinstance(const, p.Const):
-                return fact.path, frozenset([const.value])  # type: ignore[union-attr]
-        if isinstance(part, p.MemberNode) and not part.any_of and _indexable(part.item):
-            if isinstance(part.collection, p.Const):
-                return part.item.path, frozenset(part.collection.value)  # type: ignore[union-attr, arg-type]
+            if isinstance(fact, p.FactRead) and _indexable(fact) and isinstance(const, p.Const):
+                return fact.path, frozenset([const.value])
+        if (
+            isinstance(part, p.MemberNode)
+            and not part.any_of
+            and isinstance(part.item, p.FactRead)
+            and _indexable(part.item)
+            and isinstance(part.collection, p.Const)
+            and isinstance(part.collection.value, frozenset)
+        ):
+            return part.item.path, part.collection.value
     return None
 
 
