@@ -172,17 +172,38 @@ def _record_models(program: p.Program) -> dict[str, Any]:
     return tree
 
 
+def _has_required(tree: dict[str, Any]) -> bool:
+    """Whether a record holds a required fact (a record of optional facts may be left out)."""
+    return any(
+        not entry.optional if isinstance(entry, p.FactInfo) else _has_required(entry)
+        for entry in tree.values()
+    )
+
+
 def _build_model(name: str, tree: dict[str, Any], program: p.Program) -> type[BaseModel]:
+    # Fact names become aliases of compiler-made attribute names, so a fact may be called
+    # `_x`, `schema` or `model_config` without clashing with pydantic's own names.
     fields: dict[str, Any] = {}
-    for key, entry in tree.items():
+    for index, (key, entry) in enumerate(tree.items()):
+        attr = f"f{index}"
         if isinstance(entry, p.FactInfo):
             default = None if entry.optional else ...
-            fields[key] = (_annotation(entry, program.enums), Field(default, description=entry.description))
+            fields[attr] = (
+                _annotation(entry, program.enums),
+                Field(default, alias=key, title=_title(key), description=entry.description),
+            )
         else:
             sub = _build_model(f"{name}_{key}", entry, program)
-            fields[key] = (sub, Field(..., description=f"record `{key}`"))
+            default = ... if _has_required(entry) else None
+            annotation = sub if default is ... else Optional[sub]  # noqa: UP045 - built at run time
+            fields[attr] = (annotation, Field(default, alias=key, description=f"record `{key}`"))
     config = ConfigDict(extra="forbid", strict=False, title=name)
     return create_model(name, __config__=config, **fields)
+
+
+def _title(key: str) -> str:
+    """The schema title pydantic would give a field of that name (`end_user` → `End User`)."""
+    return key.replace("_", " ").strip().title() or key
 
 
 def case_model(program: p.Program) -> type[BaseModel]:

@@ -92,7 +92,7 @@ class CompiledPolicy:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
             raise CaseError([_problem(e) for e in exc.errors()]) from None
-        return self._flatten(model.model_dump())
+        return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
         """Decide already-validated, flat facts (the path batch jobs and benchmarks use)."""
