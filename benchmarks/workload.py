@@ -99,8 +99,11 @@ assert len(EDD_COUNTRIES) == 25 and len(set(COUNTRIES)) == len(COUNTRIES)
 
 
 def normalize(license_review: str, obligations: Any) -> Answer:
-    """The normalized answer every engine is compared on: the decision and the sorted obligation names."""
-    return (str(license_review), tuple(sorted({str(o) for o in obligations})))
+    """The normalized answer every engine is compared on: the decision and the sorted obligation names.
+
+    No conversion: an engine that answers with something other than strings shows up as a mismatch.
+    """
+    return (license_review, tuple(sorted(set(obligations))))
 
 
 def _subset(rng: random.Random, weights: dict[str, float]) -> list[str]:
