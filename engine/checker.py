@@ -268,6 +268,16 @@ class _Checker:
         for name, enum in d.enums.items():
             prog.enums[name] = self._enum_values(enum)
         for path, fact in d.facts.items():
+            prefixes = [".".join(fact.path[:i]) for i in range(1, len(fact.path))]
+            record = next((q for q in prefixes if q in d.facts), None)
+            if record is not None:
+                self._error(
+                    "duplicate-name",
+                    f"`{record}` is declared as a fact, and `{path}` uses it as a record",
+                    fact.span,
+                    f"the fact `{record}` is declared at {d.facts[record].span}; rename one of them",
+                )
+                continue
             fact_type = self._type(fact.type)
             if fact_type is not None:
                 prog.facts[path] = p.FactInfo(
