@@ -76,6 +76,7 @@ class _Checker:
         self.declared = _Declared()
         self.program: p.Program | None = None
         self._resolving: list[str] = []
+        self._cycles: set[frozenset[str]] = set()
         self._define_order: list[str] = []
 
     # -- entry ----------------------------------------------------------
@@ -449,7 +450,11 @@ class _Checker:
             return self.program.derived[name]
         define = self.declared.defines[name]
         if name in self._resolving:
-            cycle = " -> ".join([*self._resolving[self._resolving.index(name) :], name])
+            members = self._resolving[self._resolving.index(name) :]
+            if frozenset(members) in self._cycles:
+                return None  # the same cycle, met again from another of its members
+            self._cycles.add(frozenset(members))
+            cycle = " -> ".join([*members, name])
             self._error(
                 "cyclic-definition",
                 f"`{name}` depends on itself: {cycle}",
