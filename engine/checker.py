@@ -852,6 +852,13 @@ class _Checker:
         assert self.program is not None
         fact = self.program.facts.get(expr.ref.dotted)
         if fact is None:
+            if expr.ref.dotted in self.declared.defines:
+                self._mismatch(
+                    expr,
+                    f"`{expr.ref.dotted}` is a derived fact: `is present` and `is missing` test optional facts",
+                    "a derived fact that reads a missing optional fact is unknown; test the facts it reads",
+                )
+                return None
             self._unknown_name(expr.ref, None)
             return None
         if not fact.optional:
