@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from engine import program as p
+from engine import syntax as s
 from engine.errors import Diagnostic
-from engine.models import to_json_value
 from engine.runtime import CompiledPolicy
 
 MAX_CANDIDATES = 4096
@@ -173,11 +173,22 @@ def _default(fact: p.FactInfo, program: p.Program) -> Any:
     return {"boolean": False, "number": Decimal(0), "string": "", "date": date(2000, 1, 1)}[base]
 
 
+def _shown(value: Any, type_: p.Type) -> str:
+    """A witness value as a policy would write it: `true`, `"0A978"`, `CN`, `<CC, NS>`."""
+    if isinstance(value, frozenset):
+        return "<" + ", ".join(_shown(v, type_.element) for v in sorted(value, key=str)) + ">"
+    if type_.base == "enum":
+        return str(value)
+    return s.format_literal(value)
+
+
 def _diagnostic(program: p.Program, i: int, j: int, decision: str, witness: dict[str, Any]) -> Diagnostic:
     a, b = program.rules[i], program.rules[j]
     va, vb = _decides(a)[decision], _decides(b)[decision]
     shown = ", ".join(
-        f"{k} = {to_json_value(v)}" for k, v in witness.items() if v not in (None, frozenset(), False, "")
+        f"{k} = {_shown(v, program.facts[k].type)}"
+        for k, v in witness.items()
+        if v not in (None, frozenset(), False, "")
     )
     return Diagnostic.at(
         "conflict",
