@@ -140,6 +140,8 @@ def _expected_words(expected: set[str]) -> str:
     words = sorted({_describe_terminal(t) for t in expected})
     if len(words) > 8:
         words = [*words[:8], "..."]
+    if not words:  # a piece of a broken file ends here, e.g. `rule` on the header's line
+        return "the end of this declaration (start the next one on a new line)"
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " or " + words[-1]
