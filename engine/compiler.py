@@ -20,7 +20,7 @@ EMPTY: frozenset[Any] = frozenset()
 FactMap = dict[str, Any]
 Tables = tuple[dict[Any, Any], ...]
 DecideFn = Callable[[FactMap, Tables], list[int]]
-ExplainFn = Callable[[FactMap, Tables], tuple[list[Any], list[Any]]]
+ExplainFn = Callable[[FactMap, Tables], tuple[list[Any], list[Any], list[int]]]
 
 
 # Three-valued helpers: only used where a condition can be unknown (it reads an optional fact).
@@ -395,6 +395,21 @@ def _explain_source(
     return lines, slots, rule_slots
 
 
+def _key_lines(rule_slots: list[tuple[int, tuple[int, ...]]]) -> list[str]:
+    """The same key `decide` returns (index fired, ~index unknown), read off the traced slots."""
+    lines = ["    key = []"]
+    for index, (cond, unless) in enumerate(rule_slots):
+        fires = " and ".join([f"v[{cond}] is True", *[f"v[{u}] is False" for u in unless]])
+        open_ = " and ".join([f"v[{cond}] is not False", *[f"v[{u}] is not True" for u in unless]])
+        lines += [
+            f"    if {fires}:",
+            f"        key.append({index})",
+            f"    elif {open_}:",
+            f"        key.append({~index})",
+        ]
+    return lines
+
+
 def _condition_children(node: p.Node) -> tuple[p.Node, ...]:
     """Children that are conditions of their own (and, or, not operands)."""
     if isinstance(node, p.NotNode):
@@ -419,8 +434,8 @@ def compile_program(program: p.Program) -> CompiledRules:
         *derived,
         f"    v = [None] * {len(slots)}",
     ]
-    explain_lines = [line for line in explain_head if line] + explain_body
-    explain_lines.append(f"    return v, [{derived_values}]")
+    explain_lines = [line for line in explain_head if line] + explain_body + _key_lines(rule_slots)
+    explain_lines.append(f"    return v, [{derived_values}], key")
 
     decide = _build(decide_lines, decide_namespace, "decide")
     explain = _build(explain_lines, explain_emitter.namespace, "explain")

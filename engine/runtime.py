@@ -49,6 +49,17 @@ class Resolution:
     fired_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RawTrace:
+    """What the explain path recorded for one case (see `CompiledPolicy.explain_raw`)."""
+
+    resolution: Resolution
+    values: list[Any]
+    derived: list[Any]
+    facts: dict[str, Any]
+    when: date
+
+
 def content_hash(program: p.Program) -> str:
     """sha256 over every file the version was built from: policy, vocabularies and tables."""
     digest = hashlib.sha256()
@@ -73,6 +84,18 @@ class CompiledPolicy:
         self._overriders = self._overrider_index()
         self._order = self._precedence_order()
         self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
+        # Everything about a trace that does not depend on the case is worked out once, here.
+        self._slot_text = tuple(s.unparse(slot.node.source) for slot in self.rules.slots)
+        self._slot_kind = tuple(_KIND.get(type(slot.node), "test") for slot in self.rules.slots)
+        self._slot_reads = tuple(
+            () if slot.children else tuple(self._leaf_reads(slot.node)) for slot in self.rules.slots
+        )
+        self._rule_reads = tuple(
+            tuple(dict.fromkeys(n for node in (r.condition, *r.unless) for n in self._leaf_reads(node)))
+            for r in program.rules
+        )
+        self._outcome_texts = tuple(tuple(_outcome_text(o) for o in r.outcomes) for r in program.rules)
+        self._decisions_cache: dict[tuple[tuple[int, ...], date], Decision] = {}
         self._resolutions: dict[tuple[int, ...], Resolution] = {}
         self._tables_at: dict[date, Tables] = {}
         self._lock = threading.Lock()
@@ -99,11 +122,30 @@ class CompiledPolicy:
         when = at or self.info.effective or date.today()
         tables = self.tables_at(when)
         if trace:
-            values, derived = self.rules.explain(facts, tables)
-            resolution = self.resolve(tuple(self._fired_from_slots(values)))
-            return self._decision(resolution, when, self._trace(facts, values, derived, resolution))
-        resolution = self.resolve(tuple(self.rules.decide(facts, tables)))
-        return self._decision(resolution, when, None)
+            raw = self.explain_raw(facts, at=when)
+            return self._decision(raw.resolution, when, self.trace_of(raw))
+        key = (tuple(self.rules.decide(facts, tables)), when)
+        cached = self._decisions_cache.get(key)
+        if cached is None:  # an untraced decision depends only on the fired rules and the date
+            cached = self._decision(self.resolve(key[0]), when, None)
+            with self._lock:
+                cached = self._decisions_cache.setdefault(key, cached)
+        return cached
+
+    def explain_raw(self, facts: dict[str, Any], at: date | None = None) -> RawTrace:
+        """The whole trace as recorded: every condition's value and precedence applied, no models yet.
+
+        `trace_of` turns it into the pydantic `Trace`; batch jobs that keep only some
+        traces pay for the models only for those.
+        """
+        when = at or self.info.effective or date.today()
+        values, derived, key = self.rules.explain(facts, self.tables_at(when))
+        resolution = self.resolve(tuple(key))
+        return RawTrace(resolution, values, derived, facts, when)
+
+    def trace_of(self, raw: RawTrace) -> Trace:
+        """The pydantic trace of a raw one."""
+        return self._trace(raw.facts, raw.values, raw.derived, raw.resolution)
 
     def fired(self, facts: dict[str, Any], at: date | None = None) -> list[int]:
         """Indexes of the rules whose conditions hold (before precedence): the raw fast path."""
@@ -243,7 +285,7 @@ class CompiledPolicy:
 
     # -- building the answer ------------------------------------------------------------
     def _decision(self, resolution: Resolution, when: date, trace: Trace | None) -> Decision:
-        return Decision(
+        return Decision.model_construct(
             policy=self.info.id,
             version=self.info.version,
             title=self.info.title,
@@ -259,16 +301,6 @@ class CompiledPolicy:
             trace=trace,
         )
 
-    def _fired_from_slots(self, values: list[Any]) -> list[int]:
-        """The same key `decide` returns: fired indexes, and `~index` for rules hanging on unknowns."""
-        key = []
-        for i, (cond, unless) in enumerate(self.rules.rule_slots):
-            if values[cond] is True and all(values[u] is False for u in unless):
-                key.append(i)
-            elif values[cond] is not False and all(values[u] is not True for u in unless):
-                key.append(~i)
-        return key
-
     def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
         derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
         known = {**facts, **derived_map}
@@ -276,7 +308,7 @@ class CompiledPolicy:
         for i, rule in enumerate(self.program.rules):
             cond, unless = self.rules.rule_slots[i]
             rules.append(self._rule_trace(i, rule, cond, unless, values, known, res))
-        return Trace(
+        return Trace.model_construct(
             facts={k: to_json_value(v) for k, v in facts.items()},
             derived={k: to_json_value(v) for k, v in derived_map.items()},
             rules=rules,
@@ -303,15 +335,12 @@ class CompiledPolicy:
             status = "unknown"  # neither fired nor ruled out: it hangs on a missing value
         else:
             status = "not_fired"
-        missing = sorted(
-            {
-                name
-                for node in [rule.condition, *rule.unless]
-                for name in self._leaf_reads(node)
-                if known.get(name) is None and name in self.program.facts
-            }
-        )
-        return RuleTrace(
+        missing = []
+        if status == "unknown":
+            missing = sorted(
+                n for n in self._rule_reads[i] if known.get(n) is None and n in self.program.facts
+            )
+        return RuleTrace.model_construct(
             rule=rule.id,
             description=rule.description,
             citations=list(rule.citations),
@@ -320,8 +349,8 @@ class CompiledPolicy:
             overrides=list(rule.overrides),
             condition=condition,
             unless=unless_traces,
-            outcomes=[_outcome_text(o) for o in rule.outcomes],
-            missing=missing if status == "unknown" else [],
+            outcomes=list(self._outcome_texts[i]),
+            missing=missing,
         )
 
     def _expand(self, name: str, seen: set[str]) -> list[str]:
@@ -346,18 +375,12 @@ class CompiledPolicy:
         return names
 
     def _condition_trace(self, index: int, values: list[Any], known: dict[str, Any]) -> ConditionTrace:
-        slot = self.rules.slots[index]
-        reads = (
-            {}
-            if slot.children
-            else {name: to_json_value(known.get(name)) for name in self._leaf_reads(slot.node)}
-        )
-        return ConditionTrace(
-            condition=s.unparse(slot.node.source),
-            kind=_KIND.get(type(slot.node), "test"),
+        return ConditionTrace.model_construct(
+            condition=self._slot_text[index],
+            kind=self._slot_kind[index],
             value=values[index],
-            reads=reads,
-            children=[self._condition_trace(c, values, known) for c in slot.children],
+            reads={name: to_json_value(known.get(name)) for name in self._slot_reads[index]},
+            children=[self._condition_trace(c, values, known) for c in self.rules.slots[index].children],
         )
 
     # -- input ---------------------------------------------------------------------------
