@@ -18,6 +18,7 @@ from engine import program as p
 TRACE_VERSION = 1
 
 RuleStatus = Literal["fired", "not_fired", "overridden", "unknown"]
+ConditionKind = Literal["and", "or", "not", "test"]
 
 
 class _Model(BaseModel):
@@ -73,7 +74,7 @@ class ConditionTrace(_Model):
     """One condition or sub-condition: its text, truth value (null = unknown) and the values it read."""
 
     condition: str
-    kind: Literal["and", "or", "not", "test"] = "test"
+    kind: ConditionKind = "test"
     value: bool | None
     reads: dict[str, Any] = Field(default_factory=dict)
     children: list[ConditionTrace] = Field(default_factory=list)

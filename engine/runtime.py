@@ -21,6 +21,7 @@ from engine import syntax as s
 from engine.compiler import CompiledRules, Tables, compile_program
 from engine.errors import CaseError
 from engine.models import (
+    ConditionKind,
     ConditionTrace,
     Conflict,
     ConflictClaim,
@@ -28,6 +29,7 @@ from engine.models import (
     DecisionValue,
     OutcomeItem,
     RuleRef,
+    RuleStatus,
     RuleTrace,
     Trace,
     case_model,
@@ -86,7 +88,9 @@ class CompiledPolicy:
         self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
         # Everything about a trace that does not depend on the case is worked out once, here.
         self._slot_text = tuple(s.unparse(slot.node.source) for slot in self.rules.slots)
-        self._slot_kind = tuple(_KIND.get(type(slot.node), "test") for slot in self.rules.slots)
+        self._slot_kind: tuple[ConditionKind, ...] = tuple(
+            _KIND.get(type(slot.node), "test") for slot in self.rules.slots
+        )
         self._slot_reads = tuple(
             () if slot.children else tuple(self._leaf_reads(slot.node)) for slot in self.rules.slots
         )
@@ -326,7 +330,7 @@ class CompiledPolicy:
     ) -> RuleTrace:
         condition = self._condition_trace(cond, values, known)
         unless_traces = [self._condition_trace(u, values, known) for u in unless]
-        status: str
+        status: RuleStatus
         if i in res.effective:
             status = "fired"
         elif i in res.overridden_by:
@@ -397,7 +401,7 @@ class CompiledPolicy:
         return flat
 
 
-_KIND = {p.AndNode: "and", p.OrNode: "or", p.NotNode: "not"}
+_KIND: dict[type, ConditionKind] = {p.AndNode: "and", p.OrNode: "or", p.NotNode: "not"}
 
 
 def _outcome_text(outcome: p.OutcomeInfo) -> str:
