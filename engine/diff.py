@@ -23,14 +23,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import api
 from engine import program as p
 from engine import syntax as s
 from engine.errors import CaseError, UsageError
-from engine.models import ConditionTrace, Decision, RuleRef, RuleStatus, RuleTrace
+from engine.models import ConditionTrace, Decision, OutcomeItem, RuleRef, RuleStatus, RuleTrace
 from engine.registry import VersionEntry, read_versions, select_version
 from engine.render import format_value
 
@@ -47,6 +47,7 @@ RuleAspect = Literal["wording", "citations", "precedence", "condition", "outcome
 WORDING_ASPECTS = frozenset({"wording", "citations"})
 
 CONFLICT = "(conflict)"
+ABSENT = "(no such rule)"
 
 
 class _Model(BaseModel):
@@ -78,6 +79,7 @@ class OutcomeSummary(_Model):
     obligations: list[str] = Field(default_factory=list)
     recommendations: list[str] = Field(default_factory=list)
     fired: list[str] = Field(default_factory=list)
+    unknown: list[str] = Field(default_factory=list)
 
 
 class OutcomeChange(_Model):
@@ -164,9 +166,13 @@ class RuleRow(_Model):
 
 
 class ValueChange(_Model):
+    """A derived fact whose value differs; `defined_*` is false where a version does not define it."""
+
     name: str
     before: Any
     after: Any
+    defined_before: bool = True
+    defined_after: bool = True
 
 
 class CaseProblem(_Model):
@@ -376,12 +382,10 @@ def git_copy(path: Path, revision: str) -> Iterator[Path]:
             f"cannot read `{path}` at `{revision}`: {reason}",
             "is the file committed at that revision? `git log -- FILE` lists its commits",
         )
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.git-", suffix=".tmp", delete=False
-    )
-    copy = Path(handle.name)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.git-", suffix=".tmp")
+    copy = Path(name)
     try:
-        with handle:
+        with open(descriptor, "w", encoding="utf-8") as handle:
             handle.write(proc.stdout)
         yield copy
     finally:
@@ -461,7 +465,7 @@ def compare_case(case: CaseInput, before: Side, after: Side, keep_unchanged: boo
             decisions.append(side.policy.evaluate(case.facts, trace=True, at=side.at))
         except CaseError as exc:
             reasons = [f"{field}: {reason}" for field, reason in exc.problems]
-            errors.append(CaseProblem(side=role, version=side.label, problems=reasons))  # type: ignore[arg-type]
+            errors.append(CaseProblem(side=role, version=side.label, problems=reasons))
     if errors:
         return CaseDiff(case=case.name, path=case.path, comment=case.comment, status="failed", errors=errors)
     return diff_decisions(case, decisions[0], decisions[1])
@@ -497,6 +501,7 @@ def outcome_summary(decision: Decision) -> OutcomeSummary:
         obligations=decision.obligation_names,
         recommendations=decision.recommendation_names,
         fired=decision.fired,
+        unknown=decision.unknown,
     )
 
 
@@ -519,10 +524,11 @@ def outcome_changes(before: Decision, after: Decision) -> list[OutcomeChange]:
                     rules_after=new.rules if new else [],
                 )
             )
-    for kind, old_items, new_items in (
+    accumulated: list[tuple[OutcomeKind, list[OutcomeItem], list[OutcomeItem]]] = [
         ("obligation", before.obligations, after.obligations),
         ("recommendation", before.recommendations, after.recommendations),
-    ):
+    ]
+    for kind, old_items, new_items in accumulated:
         old_by = {i.name: i for i in old_items}
         new_by = {i.name: i for i in new_items}
         for name in _union(list(old_by), list(new_by)):
@@ -531,11 +537,11 @@ def outcome_changes(before: Decision, after: Decision) -> list[OutcomeChange]:
             had, has = (name if name in old_by else None), (name if name in new_by else None)
             changes.append(
                 OutcomeChange(
-                    kind=kind,  # type: ignore[arg-type]
+                    kind=kind,
                     name=name,
                     before=had,
                     after=has,
-                    transition=transition_key(kind, name, had, has),  # type: ignore[arg-type]
+                    transition=transition_key(kind, name, had, has),
                     rules_before=old_by[name].rules if name in old_by else [],
                     rules_after=new_by[name].rules if name in new_by else [],
                 )
@@ -566,7 +572,9 @@ def derived_changes(before: Decision, after: Decision) -> list[ValueChange]:
     old = before.trace.derived if before.trace else {}
     new = after.trace.derived if after.trace else {}
     return [
-        ValueChange(name=n, before=old.get(n), after=new.get(n))
+        ValueChange(
+            name=n, before=old.get(n), after=new.get(n), defined_before=n in old, defined_after=n in new
+        )
         for n in _union(list(old), list(new))
         if old.get(n) != new.get(n) or (n in old) != (n in new)
     ]
@@ -885,6 +893,11 @@ def reads_text(row: ConditionRow) -> str:
     )
 
 
+def markdown_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: no pipes or line breaks."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def rule_refs(refs: Sequence[RuleRef]) -> str:
     """`rule [cite; cite], rule [...]`, or the default when no rule decided."""
     if not refs:
@@ -892,30 +905,55 @@ def rule_refs(refs: Sequence[RuleRef]) -> str:
     return ", ".join(f"{r.rule} [{'; '.join(r.citations)}]" if r.citations else r.rule for r in refs)
 
 
-def side_by_side(diff: CaseDiff, before: str, after: str) -> list[tuple[str, str, str, bool]]:
-    """Rows of the two traces next to each other: (label, before, after, differs)."""
-    rows: list[tuple[str, str, str, bool]] = []
+@dataclass(frozen=True)
+class Row:
+    """One line of two traces shown side by side; `kind` is outcome, rule, status or condition."""
+
+    kind: str
+    label: str
+    before: str
+    after: str
+    differs: bool
+
+
+def side_by_side(diff: CaseDiff) -> list[Row]:
+    """The two traces of a case next to each other, outcomes first, then every rule by id."""
+    rows: list[Row] = []
     if diff.before is None or diff.after is None:
         return rows
     for name in _union(list(diff.before.decisions), list(diff.after.decisions)):
-        old, new = diff.before.decisions.get(name, ""), diff.after.decisions.get(name, "")
-        rows.append((name, old, new, old != new))
+        old, new = diff.before.decisions.get(name, "-"), diff.after.decisions.get(name, "-")
+        rows.append(Row("outcome", name, old, new, old != new))
     for label, old_list, new_list in (
         ("obligations", diff.before.obligations, diff.after.obligations),
         ("recommendations", diff.before.recommendations, diff.after.recommendations),
     ):
         old_text, new_text = ", ".join(old_list) or "-", ", ".join(new_list) or "-"
-        rows.append((label, old_text, new_text, set(old_list) != set(new_list)))
+        rows.append(Row("outcome", label, old_text, new_text, set(old_list) != set(new_list)))
     for rule in diff.rules:
+        cites = f" [{'; '.join(rule.citations)}]" if rule.citations else ""
+        rows.append(Row("rule", rule.rule + cites, "", "", rule.changed))
         rows.append(
-            ("rule " + rule.rule, status_text(rule.before, "-"), status_text(rule.after, "-"), rule.changed)
-        )
-        for cond in rule.conditions:
-            indent = "  " * (cond.depth + 1) + (
-                "unless " if cond.clause == "unless" and cond.depth == 0 else ""
+            Row(
+                "status",
+                "status",
+                status_text(rule.before, ABSENT),
+                status_text(rule.after, ABSENT),
+                rule.status_changed,
             )
+        )
+        one_sided = rule.before is None or rule.after is None
+        for cond in rule.conditions:
+            pad = "  " * cond.depth
+            word = cond.clause if cond.depth == 0 else ""
             rows.append(
-                ("", indent + condition_text(cond.before), indent + condition_text(cond.after), cond.changed)
+                Row(
+                    "condition",
+                    word,
+                    pad + condition_text(cond.before),
+                    pad + condition_text(cond.after),
+                    rule.changed if one_sided else cond.changed,
+                )
             )
     return rows
 
@@ -929,7 +967,7 @@ def environment(html: bool = False) -> Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=select_autoescape(["html"]) if html else False,
+        autoescape=html,
     )
     env.filters["value"] = format_value
     env.filters["refs"] = rule_refs
@@ -939,6 +977,7 @@ def environment(html: bool = False) -> Environment:
     env.filters["reads"] = reads_text
     env.filters["verdict"] = lambda v: VERDICT[v]
     env.filters["short"] = lambda h: h[:12]
+    env.filters["cell"] = markdown_cell
     return env
 
 
