@@ -301,7 +301,10 @@ class _Checker:
         for value in enum.values:
             if value.name in values:
                 self._error(
-                    "duplicate-value", f"`{value.name}` is listed twice in `{enum.name.name}`", value.span
+                    "duplicate-value",
+                    f"`{value.name}` is listed twice in `{enum.name.name}`",
+                    value.span,
+                    "remove the second one: an enumeration lists each value once",
                 )
             else:
                 values.append(value.name)
@@ -559,7 +562,12 @@ class _Checker:
                         did_you_mean(target.name, rules) or "override a rule of this policy",
                     )
                 elif target.name == rule.id.name:
-                    self._error("cyclic-override", f"rule `{rule.id.name}` overrides itself", target.span)
+                    self._error(
+                        "cyclic-override",
+                        f"rule `{rule.id.name}` overrides itself",
+                        target.span,
+                        f"a rule cannot be an exception to itself; remove `{target.name}` from its `overrides`",
+                    )
         self._find_override_cycles(rules)
 
     def _find_override_cycles(self, rules: dict[str, s.RuleDecl]) -> None:
