@@ -552,10 +552,14 @@ def outcome_changes(before: Decision, after: Decision) -> list[OutcomeChange]:
 def transition_key(kind: OutcomeKind, name: str, before: str | None, after: str | None) -> str:
     """A stable, URL-safe id for a transition (used by the HTML filter: `#transition=KEY`)."""
     if kind == "decision":
-        raw = f"{name}--{before or 'none'}--to--{after or 'none'}"
+        parts = [name, before or "none", "to", after or "none"]
     else:
-        raw = f"{kind}--{'added' if after else 'removed'}--{name}"
-    return re.sub(r"[^A-Za-z0-9_]+", "-", raw).strip("-").replace("-to-", "--to--")
+        parts = [kind, "added" if after else "removed", name]
+    return "--".join(_slug(part) for part in parts)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-") or "_"
 
 
 def transition_label(change: OutcomeChange | Transition) -> str:
