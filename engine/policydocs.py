@@ -172,6 +172,7 @@ class VersionChanges:
     derived_changed: tuple[DerivedChange, ...]
     facts_added: tuple[str, ...]
     facts_removed: tuple[str, ...]
+    facts_changed: tuple[str, ...]  # same path, another type or optionality
     #: unchanged rules that read (through derived facts) a derived fact defined differently
     indirect: Mapping[str, tuple[str, ...]]
 
@@ -186,6 +187,7 @@ class VersionChanges:
             or self.derived_changed
             or self.facts_added
             or self.facts_removed
+            or self.facts_changed
         )
 
 
@@ -245,6 +247,12 @@ def compare_versions(old: p.Program, new: p.Program) -> VersionChanges:
         derived_changed=derived_changed,
         facts_added=tuple(f for f in new.facts if f not in old.facts),
         facts_removed=tuple(f for f in old.facts if f not in new.facts),
+        facts_changed=tuple(
+            path
+            for path, fact in new.facts.items()
+            if path in old.facts
+            and (old.facts[path].type, old.facts[path].optional) != (fact.type, fact.optional)
+        ),
         indirect=indirect,
     )
 
@@ -458,6 +466,7 @@ def changes_view(changes: VersionChanges) -> dict[str, Any]:
         ],
         "facts_added": list(changes.facts_added),
         "facts_removed": list(changes.facts_removed),
+        "facts_changed": list(changes.facts_changed),
     }
 
 

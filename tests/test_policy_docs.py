@@ -173,7 +173,7 @@ def test_changes_are_classified_by_syntax_not_layout(demo: Path) -> None:
     assert changes.derived_added == ("cc_case",)
     assert [d.name for d in changes.derived_changed] == ["risky"]
     assert changes.indirect == {"flag": ("risky",)}, "written the same, but reads a redefined derived fact"
-    assert not changes.facts_added and not changes.facts_removed
+    assert not changes.facts_added and not changes.facts_removed and not changes.facts_changed
 
 
 def test_wording_only_changes_say_so(demo: Path) -> None:
