@@ -99,13 +99,13 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
             header = built
         else:
             items.append(built)
-    if not text.strip():
+    if not text.strip():  # one problem, said once (not also "unexpected end of file")
         span = Span(path, 1, 1, 1, 1)
-        diagnostics.append(
+        diagnostics = [
             Diagnostic.at(
                 "syntax", "the file is empty", span, 'a file starts with `policy "ID"` or `vocabulary "ID"`'
             )
-        )
+        ]
     tree = s.SourceFile(header, tuple(items), extract_comments(text, path), path) if header else None
     return ParseResult(tree, diagnostics)
 
