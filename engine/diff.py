@@ -123,13 +123,20 @@ class Summary(_Model):
 
 
 class ConditionSide(_Model):
+    """A condition in one version: its text, truth value (null = unknown), depth in its rule's tree, reads."""
+
     condition: str
     value: bool | None
+    depth: int = 0
     reads: dict[str, Any] = Field(default_factory=dict)
 
 
 class ConditionRow(_Model):
-    """A condition line of a rule, aligned between the versions (null: not in that version's rule)."""
+    """A condition line of a rule, aligned between the versions (null: not in that version's rule).
+
+    `changed`: the line differs in any way (value, wording, or present on one side only);
+    `reads_changed`: values read by a line worded alike on both sides that differ.
+    """
 
     depth: int
     clause: Literal["if", "unless"]
@@ -148,7 +155,12 @@ class RuleSide(_Model):
 
 
 class RuleRow(_Model):
-    """One rule's trace in both versions, matched by id (null: the rule is not in that version)."""
+    """One rule's trace in both versions, matched by id (null: the rule is not in that version).
+
+    `status_changed` treats a missing rule as not fired; `changed` is true when the status
+    changed or a condition worded alike on both sides came out differently (a rewritten
+    condition alone shows under the rule changes, not here).
+    """
 
     rule: str
     description: str | None
@@ -601,8 +613,7 @@ def _rule_row(old: RuleTrace | None, new: RuleTrace | None) -> RuleRow:
     status_changed = old_status != new_status or (
         old is not None and new is not None and old.overridden_by != new.overridden_by
     )
-    both = old is not None and new is not None
-    changed = status_changed or (both and any(c.changed for c in conditions))
+    changed = status_changed or any(_value_changed(c) for c in conditions)
     some = new or old
     assert some is not None
     return RuleRow(
@@ -613,6 +624,16 @@ def _rule_row(old: RuleTrace | None, new: RuleTrace | None) -> RuleRow:
         status_changed=status_changed,
         changed=changed,
         conditions=conditions,
+    )
+
+
+def _value_changed(row: ConditionRow) -> bool:
+    """The same condition, worded alike in both versions, came out differently (a rewrite is not counted)."""
+    return (
+        row.before is not None
+        and row.after is not None
+        and row.before.condition == row.after.condition
+        and row.before.value != row.after.value
     )
 
 
@@ -635,8 +656,9 @@ class _Line:
     trace: ConditionTrace
 
     @property
-    def key(self) -> tuple[int, str, str]:
-        return (self.depth, self.clause, self.trace.condition)
+    def key(self) -> tuple[str, str]:
+        """Lines match by clause and text, not depth: `a` still matches when it becomes `a or b`'s child."""
+        return (self.clause, self.trace.condition)
 
 
 def _flatten(trace: RuleTrace | None) -> list[_Line]:
@@ -681,11 +703,13 @@ def _condition_row(a: _Line | None, b: _Line | None) -> ConditionRow:
     sides = [
         None
         if x is None
-        else ConditionSide(condition=x.trace.condition, value=x.trace.value, reads=x.trace.reads)
+        else ConditionSide(
+            condition=x.trace.condition, value=x.trace.value, depth=x.depth, reads=x.trace.reads
+        )
         for x in (a, b)
     ]
     reads_changed: dict[str, list[Any]] = {}
-    if a is not None and b is not None:
+    if a is not None and b is not None and a.trace.condition == b.trace.condition:
         for name in _union(list(a.trace.reads), list(b.trace.reads)):
             if a.trace.reads.get(name) != b.trace.reads.get(name):
                 reads_changed[name] = [a.trace.reads.get(name), b.trace.reads.get(name)]
@@ -888,7 +912,8 @@ def status_text(side: RuleSide | None, absent: str = "(not in this version)") ->
 
 
 def condition_text(side: ConditionSide | None) -> str:
-    return "" if side is None else f"{VERDICT[side.value]:<7} {side.condition}"
+    """`yes     text`, indented by the condition's depth in its own version's tree."""
+    return "" if side is None else "  " * side.depth + f"{VERDICT[side.value]:<7} {side.condition}"
 
 
 def reads_text(row: ConditionRow) -> str:
@@ -948,14 +973,13 @@ def side_by_side(diff: CaseDiff) -> list[Row]:
         )
         one_sided = rule.before is None or rule.after is None
         for cond in rule.conditions:
-            pad = "  " * cond.depth
             word = cond.clause if cond.depth == 0 else ""
             rows.append(
                 Row(
                     "condition",
                     word,
-                    pad + condition_text(cond.before),
-                    pad + condition_text(cond.after),
+                    condition_text(cond.before),
+                    condition_text(cond.after),
                     rule.changed if one_sided else cond.changed,
                 )
             )

@@ -154,7 +154,7 @@ def test_same_outcome_for_other_reasons_is_listed_but_not_a_change(mini: MiniWri
     assert [(c.case, c.status) for c in report.cases] == [("cc-risk", "reasons_changed")]
 
 
-def test_conditions_are_aligned_and_value_changes_marked(mini: MiniWriter, cases: Path) -> None:
+def test_conditions_are_aligned_by_text_across_depths(mini: MiniWriter, cases: Path) -> None:
     a = mini("2021-01-01", FAVORABLE + RISK)
     b = mini("2022-01-01", FAVORABLE + RISK.replace("if cc and risk", "if risk"))
     report = report_of(run("diff", a, b, "--cases", cases, "--format", "json"))
@@ -163,7 +163,10 @@ def test_conditions_are_aligned_and_value_changes_marked(mini: MiniWriter, cases
     texts = [
         (c.before and c.before.condition, c.after and c.after.condition, c.changed) for c in row.conditions
     ]
-    assert texts[0] == ("cc and risk", "risk", True)
+    # `risk` is matched across depths: a root now, a child of `cc and risk` before
+    assert texts == [("cc and risk", None, True), ("cc", None, True), ("risk", "risk", False)]
+    assert row.before is not None and row.before.status == "not_fired"
+    assert row.after is not None and row.after.status == "fired"
     assert nocc.changes[0].transition == "license_review--not_applicable--to--not_favorable"
 
 
@@ -421,3 +424,13 @@ def test_versions_of_an_invalid_version_exit_1(mini: MiniWriter) -> None:
     result = run("versions", folder)
     assert result.exit_code == 1
     assert "(invalid: 1 error(s))" in result.output
+
+
+def test_a_rewritten_condition_that_decides_alike_is_not_a_trace_change(
+    mini: MiniWriter, cases: Path
+) -> None:
+    a = mini("2021-01-01", FAVORABLE + RISK)
+    b = mini("2022-01-01", FAVORABLE + RISK.replace("if cc and risk", "if risk and cc"))
+    report = report_of(run("diff", a, b, "--cases", cases, "--format", "json"))
+    assert report.cases == []
+    assert [(c.rule, c.aspects) for c in report.rule_changes] == [("risk", ["condition"])]
