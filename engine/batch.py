@@ -1,0 +1,577 @@
+"""Batch evaluation: decide a stream of JSON-lines cases on every core, in input order, in constant memory.
+
+The main process reads the input in chunks of lines, hands each chunk to a worker process
+(each worker loads the policy once, by path, so no compiled code is pickled), and writes
+the chunks' results back in input order as they complete. At most a few chunks per worker
+are in flight, so memory stays constant however long the stream is. Every chunk's
+decisions and rejects are written whole and flushed together, with SIGINT held off during
+the write, so an interrupted run leaves only complete lines and counts that add up.
+
+Per case the path is `json.loads` → validate → fired rules → precedence (cached) → JSON.
+Validation is the expensive step: `FastValidator` accepts the common, exactly-typed case
+without pydantic and defers everything else to pydantic, so the two agree by construction
+(it never rejects; it only accepts what pydantic would accept, with the same facts).
+The serialized decision depends only on the set of fired rules and the evaluation date,
+so it is serialized once per set and the line number is spliced in front.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import multiprocessing
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from engine import api
+from engine import program as p
+from engine.errors import CaseError
+from engine.runtime import CompiledPolicy
+
+CHUNK_LINES = 1000
+"""Lines per chunk: large enough that inter-process overhead is small, small enough to flush often."""
+
+INFLIGHT_PER_WORKER = 3
+"""Chunks queued per worker: keeps every worker busy while bounding memory."""
+
+_DEFER: Any = object()
+_MISSING: Any = object()
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+# ---------------------------------------------------------------------------
+# Fast validation
+
+
+Check = Callable[[Any], Any]
+
+
+def _date_value(value: Any) -> Any:
+    """A `YYYY-MM-DD` string as a date; anything else (timestamps, odd formats) is pydantic's call."""
+    if type(value) is not str or not _DATE_RE.fullmatch(value):
+        return _DEFER
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return _DEFER
+
+
+def _scalar_check(base: str, allowed: frozenset[str] | None) -> Check:
+    """A checker for one scalar type that accepts only JSON values pydantic takes unchanged."""
+    if base == "boolean":
+        return lambda v: v if type(v) is bool else _DEFER
+    if base == "number":
+        # Integers only: pydantic turns an int into the same Decimal; floats and strings are deferred.
+        return lambda v: Decimal(v) if type(v) is int else _DEFER
+    if base == "date":
+        return _date_value
+    if allowed is not None:
+        return lambda v: v if type(v) is str and v in allowed else _DEFER
+    return lambda v: v if type(v) is str else _DEFER
+
+
+def _set_check(base: str, allowed: frozenset[str] | None, element: Check) -> Check:
+    """A set is a JSON array; identity-typed elements (text, enums, booleans) skip per-item calls."""
+    if base in ("string", "enum", "boolean"):
+        kind: type = bool if base == "boolean" else str
+
+        def identity_set(value: Any) -> Any:
+            if type(value) is not list:
+                return _DEFER
+            for item in value:
+                if type(item) is not kind:
+                    return _DEFER
+            if allowed is not None and not allowed.issuperset(value):
+                return _DEFER
+            return frozenset(value)
+
+        return identity_set
+
+    def converted_set(value: Any) -> Any:
+        if type(value) is not list:
+            return _DEFER
+        items = [element(item) for item in value]
+        return _DEFER if any(item is _DEFER for item in items) else frozenset(items)
+
+    return converted_set
+
+
+def _fact_check(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Check:
+    """The checker of one declared fact (an enum with no values is free text, as in `models.case_model`)."""
+    base = fact.type.base
+    allowed: frozenset[str] | None = None
+    if base == "enum":
+        values = enums[fact.type.enum or ""]
+        if values:
+            allowed = frozenset(values)
+        else:
+            base = "string"
+    element = _scalar_check(base, allowed)
+    return _set_check(base, allowed, element) if fact.type.is_set else element
+
+
+@dataclass
+class _Node:
+    """One level of the case object: its keys, and for each a fact checker or a nested record."""
+
+    entries: list[tuple[str, str, Check | None, bool, _Node | None]] = field(default_factory=list)
+    keys: frozenset[str] = frozenset()
+
+
+class FastValidator:
+    """Validate the common case without pydantic; return None whenever pydantic must decide.
+
+    It accepts a case only when every value already has its exact JSON type (true/false,
+    strings, allowed enum values, arrays of those, integers for numbers, `YYYY-MM-DD` dates),
+    no key is unknown and every required fact is present; for those inputs pydantic's lax
+    validation yields the same facts. Anything else (coercible strings like "true", nulls for
+    required facts, extra keys) is handed to pydantic, which accepts or rejects it and writes
+    the error messages. So `validate_case` accepts and rejects exactly what pydantic does.
+    """
+
+    def __init__(self, program: p.Program):
+        self._paths = tuple(program.facts)
+        self._root = _Node()
+        for fact in program.facts.values():
+            node = self._root
+            *parents, leaf = fact.path.split(".")
+            for part in parents:
+                node = self._child(node, part)
+            node.entries.append((leaf, fact.path, _fact_check(fact, program.enums), fact.optional, None))
+        self._freeze(self._root)
+        self._reorder = self._walk_order(self._root) != list(self._paths)
+
+    @staticmethod
+    def _child(node: _Node, key: str) -> _Node:
+        for entry_key, _, _, _, child in node.entries:
+            if entry_key == key and child is not None:
+                return child
+        child = _Node()
+        node.entries.append((key, "", None, False, child))
+        return child
+
+    def _freeze(self, node: _Node) -> None:
+        node.keys = frozenset(entry[0] for entry in node.entries)
+        for *_, child in node.entries:
+            if child is not None:
+                self._freeze(child)
+
+    def _walk_order(self, node: _Node) -> list[str]:
+        """Fact paths in the order `__call__` fills them; reordered only if it differs from the program's."""
+        order: list[str] = []
+        for _, path, _, _, child in node.entries:
+            order += self._walk_order(child) if child is not None else [path]
+        return order
+
+    def __call__(self, case: Any) -> dict[str, Any] | None:
+        """Flat facts as `CompiledPolicy.validate` returns them, or None: ask pydantic."""
+        if type(case) is not dict:
+            return None
+        flat: dict[str, Any] = {}
+        if not self._fill(case, self._root, flat, True):
+            return None
+        return {path: flat[path] for path in self._paths} if self._reorder else flat
+
+    def _fill(self, data: dict[str, Any], node: _Node, flat: dict[str, Any], top: bool) -> bool:
+        keys = node.keys
+        if not keys.issuperset(data):  # only metadata keys (`$...`, top level only) may be unknown
+            for key in data:
+                if key not in keys and not (top and type(key) is str and key.startswith("$")):
+                    return False
+        for key, path, check, optional, child in node.entries:
+            value = data.get(key, _MISSING)
+            if child is not None:
+                if type(value) is not dict or not self._fill(value, child, flat, False):
+                    return False
+            elif value is _MISSING or value is None:
+                if not optional:
+                    return False
+                flat[path] = None
+            else:
+                assert check is not None
+                checked = check(value)
+                if checked is _DEFER:
+                    return False
+                flat[path] = checked
+        return True
+
+
+def validate_case(compiled: CompiledPolicy, fast: FastValidator, case: Any) -> dict[str, Any]:
+    """Flat facts for a case: the fast path when it is sure, pydantic otherwise (raises `CaseError`)."""
+    facts = fast(case)
+    return facts if facts is not None else compiled.validate(case)
+
+
+# ---------------------------------------------------------------------------
+# Deciding a chunk
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk's output lines and reject lines (UTF-8, newline-terminated) and its counts."""
+
+    decisions: bytes
+    rejects: bytes
+    n_decisions: int
+    n_rejects: int
+    n_blank: int
+    n_lines: int
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _with_line(line: int, body: str) -> str:
+    """Splice `"line": N` in front of a serialized JSON object's members."""
+    return f'{{"line":{line},{body[1:]}' if len(body) > 2 else f'{{"line":{line}}}'
+
+
+class Decider:
+    """Decides chunks of input lines for one policy version; one per worker process."""
+
+    def __init__(self, policy: api.Policy, *, at: date | None = None, trace: bool = False):
+        self.policy = policy
+        self.compiled = policy.compiled
+        self.fast = FastValidator(self.compiled.program)
+        self.at = at
+        self.trace = trace
+        self._serialized: dict[tuple[int, ...], str] = {}
+
+    def decide_line(self, raw: bytes, line: int) -> tuple[str | None, str | None]:
+        """(decision line, None) or (None, reject line) for one non-blank input line."""
+        try:
+            case = json.loads(raw.rstrip(b"\r\n"))
+        except UnicodeDecodeError as exc:
+            return None, self._reject(
+                line, raw, "invalid-json", reason=f"not UTF-8 text ({exc.reason})", column=exc.start + 1
+            )
+        except json.JSONDecodeError as exc:
+            return None, self._reject(line, raw, "invalid-json", reason=exc.msg, column=exc.colno)
+        except (ValueError, RecursionError) as exc:
+            return None, self._reject(line, raw, "invalid-json", reason=str(exc) or type(exc).__name__)
+        try:
+            facts = validate_case(self.compiled, self.fast, case)
+        except CaseError as exc:
+            problems = [{"path": path, "reason": reason} for path, reason in exc.problems]
+            return None, self._reject(line, raw, "invalid-case", problems=problems)
+        try:
+            return _with_line(line, self._decision_json(facts)), None
+        except Exception as exc:  # a bug or an unforeseen value: reject the case, keep the stream going
+            return None, self._reject(line, raw, "evaluation-failed", reason=f"{type(exc).__name__}: {exc}")
+
+    def _decision_json(self, facts: dict[str, Any]) -> str:
+        """The decision as compact JSON; without a trace it depends only on the fired rules, so cache it."""
+        if self.trace:
+            decision = self.compiled.decide_facts(facts, trace=True, at=self.at)
+            return _dumps(decision.model_dump(mode="json"))
+        fired = tuple(self.compiled.fired(facts, self.at))
+        body = self._serialized.get(fired)
+        if body is None:
+            decision = self.compiled.decide_facts(facts, at=self.at)
+            body = _dumps(decision.model_dump(mode="json", exclude={"trace"}))
+            self._serialized[fired] = body
+        return body
+
+    @staticmethod
+    def _reject(line: int, raw: bytes, error: str, **details: Any) -> str:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        return _dumps({"line": line, "error": error, **details, "input": text})
+
+    def decide_chunk(self, first_line: int, lines: list[bytes]) -> ChunkResult:
+        """Decide consecutive input lines numbered from `first_line`; blank lines are skipped and counted."""
+        out: list[str] = []
+        rejects: list[str] = []
+        blank = 0
+        for line, raw in enumerate(lines, first_line):
+            if not raw.strip():
+                blank += 1
+                continue
+            decided, rejected = self.decide_line(raw, line)
+            if decided is not None:
+                out.append(decided)
+            else:
+                rejects.append(rejected or "")
+        return ChunkResult(
+            decisions=_join(out),
+            rejects=_join(rejects),
+            n_decisions=len(out),
+            n_rejects=len(rejects),
+            n_blank=blank,
+            n_lines=len(lines),
+        )
+
+
+def _join(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+
+# ---------------------------------------------------------------------------
+# Worker processes
+
+
+class BatchError(Exception):
+    """A failure that stops the whole run (the policy could not be loaded or changed under us)."""
+
+
+_worker: Decider | BatchError | None = None
+
+
+def _init_worker(path: str, at: date | None, trace: bool, expected_hash: str) -> None:
+    """Load the policy once per worker, by path; a failure is kept and raised by the first chunk.
+
+    Raising here would make the pool restart the worker forever, so the error waits.
+    SIGINT is ignored: the main process decides what an interrupt means and terminates us.
+    """
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        policy = api.load(path)
+    except Exception as exc:
+        _worker = BatchError(f"worker could not load `{path}`: {exc}")
+        return
+    if policy.content_hash != expected_hash:
+        _worker = BatchError(f"`{path}` changed while the batch was starting; run it again")
+        return
+    _worker = Decider(policy, at=at, trace=trace)
+
+
+def _work(first_line: int, lines: list[bytes]) -> ChunkResult:
+    """The task each worker runs: decide one chunk with the worker's own policy."""
+    if isinstance(_worker, BatchError):
+        raise _worker
+    if _worker is None:
+        raise BatchError("worker was not initialised")
+    return _worker.decide_chunk(first_line, lines)
+
+
+# ---------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class Summary:
+    """What a run did: lines read = decisions + rejects + blank, over the lines fully written."""
+
+    lines: int = 0
+    decisions: int = 0
+    rejects: int = 0
+    blank: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def add(self, result: ChunkResult, size: int) -> None:
+        self.lines += result.n_lines
+        self.decisions += result.n_decisions
+        self.rejects += result.n_rejects
+        self.blank += result.n_blank
+        self.bytes_read += size
+
+    @property
+    def rate(self) -> float:
+        """Input lines per second."""
+        return self.lines / self.seconds if self.seconds > 0 else 0.0
+
+
+def read_chunks(stream: Iterable[bytes], size: int = CHUNK_LINES) -> Iterator[tuple[int, list[bytes]]]:
+    """(first line number, lines) for consecutive chunks; reads only one chunk ahead."""
+    iterator = iter(stream)
+    first = 1
+    while True:
+        lines = list(itertools.islice(iterator, size))
+        if not lines:
+            return
+        yield first, lines
+        first += len(lines)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold SIGINT during a write so Ctrl-C lands between chunks, never inside a line."""
+    can_block = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if can_block:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if can_block:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+class Writer:
+    """Writes each chunk's decisions and rejects whole, flushes both, then counts them."""
+
+    def __init__(
+        self, out: BinaryIO, rejects: BinaryIO, summary: Summary, progress: Callable[[Summary], None]
+    ):
+        self.out = out
+        self.rejects = rejects
+        self.summary = summary
+        self.progress = progress
+
+    def write(self, result: ChunkResult, size: int) -> None:
+        with _sigint_held():
+            if result.decisions:
+                self.out.write(result.decisions)
+            if result.rejects:
+                self.rejects.write(result.rejects)
+            self.out.flush()
+            self.rejects.flush()
+            self.summary.add(result, size)
+        self.progress(self.summary)
+
+
+def _sized(chunks: Iterator[tuple[int, list[bytes]]]) -> Iterator[tuple[int, list[bytes], int]]:
+    for first, lines in chunks:
+        yield first, lines, sum(map(len, lines))
+
+
+def _run_inline(decider: Decider, chunks: Iterator[tuple[int, list[bytes]]], writer: Writer) -> None:
+    for first, lines, size in _sized(chunks):
+        writer.write(decider.decide_chunk(first, lines), size)
+
+
+def _run_pool(
+    policy: api.Policy,
+    at: date | None,
+    trace: bool,
+    workers: int,
+    chunks: Iterator[tuple[int, list[bytes]]],
+    writer: Writer,
+) -> None:
+    """Fan chunks out to worker processes, at most a few per worker in flight, writing in input order."""
+    args = (str(policy.path), at, trace, policy.content_hash)
+    # Workers start with SIGINT ignored (also set in the initializer, for spawned workers).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _in_main_thread() else None
+    try:
+        pool = multiprocessing.Pool(workers, initializer=_init_worker, initargs=args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        pending: deque[tuple[Any, int]] = deque()
+        limit = workers * INFLIGHT_PER_WORKER
+        for first, lines, size in _sized(chunks):
+            pending.append((pool.apply_async(_work, (first, lines)), size))
+            if len(pending) >= limit:
+                result, done_size = pending.popleft()
+                writer.write(result.get(), done_size)
+        while pending:
+            result, done_size = pending.popleft()
+            writer.write(result.get(), done_size)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+def run(
+    policy: api.Policy,
+    source: BinaryIO,
+    out: BinaryIO,
+    rejects: BinaryIO,
+    *,
+    at: date | None = None,
+    trace: bool = False,
+    workers: int = 1,
+    chunk_lines: int = CHUNK_LINES,
+    progress: Callable[[Summary], None] | None = None,
+) -> Summary:
+    """Decide every line of `source`, writing decisions and rejects; Ctrl-C stops it cleanly.
+
+    On KeyboardInterrupt the workers are terminated and the summary comes back with
+    `interrupted=True`, counting only the chunks written whole. Raises `BatchError` if a
+    worker cannot load the policy.
+    """
+    summary = Summary()
+    writer = Writer(out, rejects, summary, progress or (lambda _: None))
+    started = time.perf_counter()
+    chunks = read_chunks(source, chunk_lines)
+    try:
+        if workers <= 1:
+            _run_inline(Decider(policy, at=at, trace=trace), chunks, writer)
+        else:
+            _run_pool(policy, at, trace, workers, chunks, writer)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+# ---------------------------------------------------------------------------
+# Progress and test inputs
+
+
+class Progress:
+    """A counter line on stderr, redrawn at most a few times a second; percent when the size is known."""
+
+    def __init__(self, total_bytes: int | None, stream: Any = None, interval: float = 0.25):
+        self.total = total_bytes
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.started = time.perf_counter()
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, summary: Summary) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        rate = summary.lines / elapsed if elapsed > 0 else 0.0
+        text = f"{summary.lines:,} lines: {summary.decisions:,} decisions, {summary.rejects:,} rejects, {rate:,.0f} lines/s"
+        if self.total:
+            text = f"{100 * summary.bytes_read / self.total:5.1f}%  " + text
+        self.stream.write("\r\x1b[2K" + text)
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        """Erase the counter line so the summary starts on a clean line."""
+        if self.drawn:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
+
+def sample_lines(cases_dir: str | Path, count: int, malformed_every: int = 0) -> Iterator[str]:
+    """`count` JSON lines cycling the fixture cases, with a truncated line every `malformed_every` lines.
+
+    For tests and the throughput measurement in docs/batch.md.
+    """
+    cases = [
+        json.dumps(json.loads(f.read_text(encoding="utf-8")), separators=(",", ":"))
+        for f in sorted(Path(cases_dir).glob("*.json"))
+    ]
+    for i in range(count):
+        text = cases[i % len(cases)]
+        if malformed_every and (i + 1) % malformed_every == 0:
+            text = text[: len(text) // 2]
+        yield text
