@@ -936,7 +936,7 @@ def rule_refs(refs: Sequence[RuleRef]) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of two traces shown side by side; `kind` is outcome, rule, status or condition."""
+    """One line of two traces shown side by side; `kind` is outcome, derived, rule, status or condition."""
 
     kind: str
     label: str
@@ -959,6 +959,16 @@ def side_by_side(diff: CaseDiff) -> list[Row]:
     ):
         old_text, new_text = ", ".join(old_list) or "-", ", ".join(new_list) or "-"
         rows.append(Row("outcome", label, old_text, new_text, set(old_list) != set(new_list)))
+    for value in diff.derived:
+        rows.append(
+            Row(
+                "derived",
+                value.name,
+                _defined(value.before, value.defined_before),
+                _defined(value.after, value.defined_after),
+                True,
+            )
+        )
     for rule in diff.rules:
         cites = f" [{'; '.join(rule.citations)}]" if rule.citations else ""
         rows.append(Row("rule", rule.rule + cites, "", "", rule.changed))
@@ -984,6 +994,10 @@ def side_by_side(diff: CaseDiff) -> list[Row]:
                 )
             )
     return rows
+
+
+def _defined(value: Any, defined: bool) -> str:
+    return format_value(value) if defined else "(not defined)"
 
 
 @cache

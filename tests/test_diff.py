@@ -434,3 +434,34 @@ def test_a_rewritten_condition_that_decides_alike_is_not_a_trace_change(
     report = report_of(run("diff", a, b, "--cases", cases, "--format", "json"))
     assert report.cases == []
     assert [(c.rule, c.aspects) for c in report.rule_changes] == [("risk", ["condition"])]
+
+
+def test_every_json_field_is_documented() -> None:
+    """docs/diff-format.md is the contract: a field added to the model must be described there."""
+    text = (ROOT / "docs" / "diff-format.md").read_text(encoding="utf-8")
+    models = [
+        d.DiffReport,
+        d.VersionInfo,
+        d.Summary,
+        d.Transition,
+        d.CaseDiff,
+        d.OutcomeSummary,
+        d.OutcomeChange,
+        d.ValueChange,
+        d.CaseProblem,
+        d.RuleRow,
+        d.RuleSide,
+        d.ConditionRow,
+        d.ConditionSide,
+        d.RuleChange,
+        d.RuleText,
+        d.DefinitionChange,
+    ]
+    missing = [
+        f"{model.__name__}.{name}"
+        for model in models
+        for name in model.model_fields
+        if f"`{name}`" not in text and f'"{name}"' not in text
+    ]
+    assert missing == []
+    assert f"`diff_version` {d.DIFF_VERSION}" in text or f"(`diff_version` {d.DIFF_VERSION})" in text
