@@ -1,13 +1,17 @@
 """The ONE module that knows this project's engine API (adapt it here when the API changes).
 
-The engine entries, each from the same case dict to the same normalized answer:
+The engine entries, each from the same case dict to the same normalized answer. "Facts" are the flat,
+validated facts the compiled code reads; below they come from :func:`facts_reader`: the engine's
+``FastValidator`` (``engine.batch``: exactly-typed JSON accepted without pydantic, anything else
+deferred to pydantic, so it accepts and rejects what ``validate`` does).
 
-* ``raw, no trace``: the compiled fast path, ``compiled.resolve(tuple(compiled.fired(facts)))``, on facts
-  flattened from the case dict by :func:`trusted_facts` (no validation, no pydantic in or out: the
-  ``Resolution`` is cached per set of fired rules).
-* ``fired-rule list``: ``compiled.decide_facts(facts)``: the same facts, a pydantic ``Decision`` out with
-  its ``fired`` list (the effective rules), no trace.
-* ``full trace``: ``compiled.decide_facts(facts, trace=True)``: the same, with the full trace.
+* ``raw, no trace``: facts, then ``compiled.resolve(tuple(compiled.fired(facts)))``; no pydantic in or
+  out (the ``Resolution`` is cached per set of fired rules).
+* ``fired-rule list``: facts, then ``compiled.decide_facts(facts)``: a pydantic ``Decision`` (cached per
+  fired set and date) with its ``fired`` list, no trace.
+* ``raw trace``: facts, then ``compiled.explain_raw(facts)``: every condition's value recorded and
+  precedence applied, no pydantic trace models built.
+* ``full trace``: facts, then ``compiled.decide_facts(facts, trace=True)``: the pydantic trace.
 * ``public API, validated dict``: ``engine.load(path).evaluate(case)``: the case validated by the
   pydantic case model, a ``Decision`` out; what an application calling the library does.
 * ``public API, validated dict, full trace``: the same with ``trace=True``.
@@ -20,8 +24,6 @@ from __future__ import annotations
 import enum
 import importlib
 from collections.abc import Callable, Mapping
-from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -74,51 +76,21 @@ def answer_of(decision: Any, decision_name: str = DECISION) -> Answer:
     return normalize(_text(decision.decisions[decision_name].value), [o.name for o in decision.obligations])
 
 
-def _as_set(value: Any) -> frozenset[Any] | None:
-    return None if value is None else frozenset(value)
+def facts_reader(policy: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A case dict -> validated flat facts, by the engine's fast validator (pydantic when it defers)."""
+    compiled = _need(policy, "compiled", "Policy.compiled")
+    try:
+        batch = importlib.import_module("engine.batch")
+    except ImportError:
+        raise Pending("engine.batch (FastValidator) is not there yet") from None
+    fast = _need(batch, "FastValidator", "engine.batch.FastValidator")(compiled.program)
+    validate_case = _need(batch, "validate_case", "engine.batch.validate_case")
 
+    def read(case: Mapping[str, Any]) -> dict[str, Any]:
+        facts: dict[str, Any] = validate_case(compiled, fast, case)
+        return facts
 
-def _as_number(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _as_date(value: Any) -> date | None:
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
-_CONVERT = {"set": "_as_set", "number": "_as_number", "date": "_as_date"}
-
-
-def trusted_facts(policy: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """A case dict -> the flat facts the compiled path reads, converted by the declared types only.
-
-    No validation (trusted input, as a batch job that validated on ingest would have): records are
-    flattened to ``"end_user.type"``, sets become frozensets, numbers Decimals, dates ``date``. The
-    converter is generated per policy (one dict display), so it costs about what a hand-written one would.
-    """
-    facts_info = _need(
-        _need(_need(policy, "compiled", "Policy.compiled"), "program", "program"), "facts", "facts"
-    )
-    items = []
-    for path, info in facts_info.items():
-        parts = path.split(".")
-        read = f"c.get({parts[0]!r})"
-        for part in parts[1:]:
-            read = f"({read} or _EMPTY).get({part!r})"
-        kind = "set" if info.type.is_set else info.type.base
-        if kind in _CONVERT:
-            read = f"{_CONVERT[kind]}({read})"
-        items.append(f"{path!r}: {read}")
-    source = "def convert(c):\n    return {" + ", ".join(items) + "}\n"
-    namespace: dict[str, Any] = {
-        "_EMPTY": {},
-        "_as_set": _as_set,
-        "_as_number": _as_number,
-        "_as_date": _as_date,
-    }
-    exec(compile(source, "<benchmarks.engines.trusted_facts>", "exec"), namespace)
-    convert: Callable[[Mapping[str, Any]], dict[str, Any]] = namespace["convert"]
-    return convert
+    return read
 
 
 def raw_decider(policy: Any, decision_name: str = DECISION) -> Decide:
@@ -126,7 +98,7 @@ def raw_decider(policy: Any, decision_name: str = DECISION) -> Decide:
     compiled = _need(policy, "compiled", "Policy.compiled")
     fired = _need(compiled, "fired", "CompiledPolicy.fired")
     resolve = _need(compiled, "resolve", "CompiledPolicy.resolve")
-    to_facts = trusted_facts(policy)
+    to_facts = facts_reader(policy)
     when = compiled.info.effective
 
     def decide(case: Case) -> Answer:
@@ -137,13 +109,25 @@ def raw_decider(policy: Any, decision_name: str = DECISION) -> Decide:
 
 def _facts_decider(policy: Any, trace: bool) -> Decide:
     decide_facts = _need(_need(policy, "compiled", "Policy.compiled"), "decide_facts", "decide_facts")
-    to_facts = trusted_facts(policy)
+    to_facts = facts_reader(policy)
 
     def decide(case: Case) -> Answer:
         decision = decide_facts(to_facts(case), trace=trace)
         if trace and decision.trace is None:
             raise AssertionError("asked for a trace, got none")
         return answer_of(decision)
+
+    return decide
+
+
+def _raw_trace_decider(policy: Any) -> Decide:
+    explain_raw = _need(
+        _need(policy, "compiled", "Policy.compiled"), "explain_raw", "CompiledPolicy.explain_raw"
+    )
+    to_facts = facts_reader(policy)
+
+    def decide(case: Case) -> Answer:
+        return answer_of(explain_raw(to_facts(case)).resolution)
 
     return decide
 
@@ -166,6 +150,10 @@ def setup_fired_rules() -> Decide:
     return _facts_decider(load_policy(), trace=False)
 
 
+def setup_raw_trace() -> Decide:
+    return _raw_trace_decider(load_policy())
+
+
 def setup_facts_full_trace() -> Decide:
     return _facts_decider(load_policy(), trace=True)
 
@@ -182,6 +170,7 @@ def setup_public_api_trace() -> Decide:
 ENGINE_ENTRIES: list[tuple[str, Callable[[], Decide]]] = [
     ("this engine: raw, no trace", setup_raw),
     ("this engine: fired-rule list", setup_fired_rules),
+    ("this engine: raw trace (no models)", setup_raw_trace),
     ("this engine: full trace", setup_facts_full_trace),
     ("this engine: public API, validated dict", setup_public_api),
     ("this engine: public API, validated dict, full trace", setup_public_api_trace),
