@@ -1,0 +1,101 @@
+"""`policy test`: run intent expectations; optionally measure coverage of rules and conditions.
+
+Exit status: 0 every expectation passed (and coverage is at least `--min-coverage`), 1 a
+failure, an error or low coverage, 2 usage error (a malformed intent file, a missing path).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from engine.coverage import collect, report_data, report_lines, total_percent
+from engine.errors import render_all
+from engine.testing import Result, Runner, failure_text, load_expectations, result_data
+
+DEFAULT_INTENT = "fixtures/intent"
+
+
+@click.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option(
+    "--policies",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="policies",
+    show_default=True,
+    help="Folder holding one folder per policy id.",
+)
+@click.option(
+    "--cases",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="fixtures/cases",
+    show_default=True,
+    help="Folder of case files (<case>.json).",
+)
+@click.option(
+    "--coverage", "with_coverage", is_flag=True, help="Report which rules and conditions the cases exercised."
+)
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 100),
+    metavar="PERCENT",
+    help="Fail when total coverage is below PERCENT (implies --coverage).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def command(
+    paths: tuple[str, ...],
+    policies: Path,
+    cases: Path,
+    with_coverage: bool,
+    min_coverage: float | None,
+    fmt: str,
+) -> None:
+    """Check that every case comes out as its intent file (default fixtures/intent) says."""
+    if not paths and not Path(DEFAULT_INTENT).is_dir():
+        raise click.UsageError(f"no intent files given and no `{DEFAULT_INTENT}` folder here")
+    expectations, problems = load_expectations(paths or [DEFAULT_INTENT])
+    if problems:
+        click.echo(render_all(problems), err=True)
+        sys.exit(2)
+    runner = Runner(policies, cases)
+    results = [runner.run(e) for e in expectations]
+    versions = collect(r.decision for r in results if r.decision is not None)
+    measure = with_coverage or min_coverage is not None
+    below = min_coverage is not None and total_percent(versions) < min_coverage
+    if fmt == "json":
+        _json(results, versions if measure else None, min_coverage)
+    else:
+        _text(results, versions if measure else None, min_coverage, below)
+    failed = any(r.status != "pass" for r in results)
+    sys.exit(1 if failed or below else 0)
+
+
+def _text(results: list[Result], versions: list | None, minimum: float | None, below: bool) -> None:
+    for result in results:
+        if result.status != "pass":
+            click.echo(failure_text(result) + "\n")
+    if versions is not None:
+        click.echo("\n".join(report_lines(versions)))
+        if below:
+            click.echo(f"coverage {total_percent(versions):.1f}% is below the minimum {minimum:g}%")
+        click.echo()
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")}
+    policies = len({r.expectation.policy for r in results})
+    click.echo(
+        f"{len(results)} expectation(s) over {policies} policy(ies): {counts['pass']} passed, "
+        f"{counts['fail']} failed, {counts['error']} error(s)"
+    )
+
+
+def _json(results: list[Result], versions: list | None, minimum: float | None) -> None:
+    data: dict = {
+        "summary": {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")},
+        "results": [result_data(r) for r in results],
+    }
+    if versions is not None:
+        data["coverage"] = report_data(versions)
+        data["coverage"]["minimum"] = minimum
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
