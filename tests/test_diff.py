@@ -465,3 +465,40 @@ def test_every_json_field_is_documented() -> None:
     ]
     assert missing == []
     assert f"`diff_version` {d.DIFF_VERSION}" in text or f"(`diff_version` {d.DIFF_VERSION})" in text
+
+
+def console_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(command, output lines) for each `$ policy ...` in the ```console blocks of a page."""
+    found: list[tuple[str, list[str]]] = []
+    for block in text.split("```console\n")[1:]:
+        for line in block.split("\n```")[0].splitlines():
+            if line.startswith("$ "):
+                found.append((line[2:], []))
+            elif found:
+                found[-1][1].append(line)
+    return [(command, lines) for command, lines in found if command.startswith("policy ")]
+
+
+def test_reviewing_guide_shows_real_output(in_root: Path) -> None:
+    """Every output line pasted in docs/reviewing.md is still what the command prints, in order.
+
+    Lines `[...]` mark cuts. The `--against git:HEAD` example ran on a deliberately edited
+    scratch clone and is not replayed here (test_working_copy_against_git_head covers it).
+    """
+    text = (ROOT / "docs" / "reviewing.md").read_text(encoding="utf-8")
+    blocks = [(c, lines) for c, lines in console_blocks(text) if "--against" not in c]
+    assert len(blocks) >= 5
+    for command, lines in blocks:
+        result = CliRunner().invoke(main, command.split()[1:])
+        printed = iter(line.rstrip() for line in result.output.splitlines())
+        for line in lines:
+            if line.startswith("[...") or line.startswith("$ "):
+                continue
+            assert any(out == line.rstrip() for out in printed), f"{command!r} no longer prints {line!r}"
+    full = CliRunner().invoke(
+        main, ["diff", "policies/ear-742.7@2020-03-09", "@2020-10-06", "--cases", "fixtures/cases"]
+    )
+    report_lines = set(full.output.splitlines())
+    for block in text.split("```text\n")[1:]:
+        for line in block.split("\n```")[0].splitlines():
+            assert line in report_lines, f"the 2020-03-09..2020-10-06 report no longer prints {line!r}"
