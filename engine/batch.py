@@ -124,10 +124,16 @@ def _fact_check(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Check:
 
 @dataclass
 class _Node:
-    """One level of the case object: its keys, and for each a fact checker or a nested record."""
+    """One level of the case object: its keys, and for each a fact checker or a nested record.
+
+    An entry is (key, fact path, checker, optional, record); a record is optional when none of
+    the facts under it is required, as in `models.case_model`. `paths` lists every fact under the
+    node, set to null when an optional record is left out.
+    """
 
     entries: list[tuple[str, str, Check | None, bool, _Node | None]] = field(default_factory=list)
     keys: frozenset[str] = frozenset()
+    paths: tuple[str, ...] = ()
 
 
 class FastValidator:
@@ -151,7 +157,7 @@ class FastValidator:
                 node = self._child(node, part)
             node.entries.append((leaf, fact.path, _fact_check(fact, program.enums), fact.optional, None))
         self._freeze(self._root)
-        self._reorder = self._walk_order(self._root) != list(self._paths)
+        self._reorder = list(self._root.paths) != list(self._paths)
 
     @staticmethod
     def _child(node: _Node, key: str) -> _Node:
@@ -162,18 +168,22 @@ class FastValidator:
         node.entries.append((key, "", None, False, child))
         return child
 
-    def _freeze(self, node: _Node) -> None:
+    def _freeze(self, node: _Node) -> bool:
+        """Fill in keys, paths and record optionality bottom-up; True if the node has a required fact."""
+        required = False
+        paths: list[str] = []
+        for i, (key, path, check, optional, child) in enumerate(node.entries):
+            if child is None:
+                required = required or not optional
+                paths.append(path)
+                continue
+            child_required = self._freeze(child)
+            node.entries[i] = (key, path, check, not child_required, child)
+            required = required or child_required
+            paths += child.paths
         node.keys = frozenset(entry[0] for entry in node.entries)
-        for *_, child in node.entries:
-            if child is not None:
-                self._freeze(child)
-
-    def _walk_order(self, node: _Node) -> list[str]:
-        """Fact paths in the order `__call__` fills them; reordered only if it differs from the program's."""
-        order: list[str] = []
-        for _, path, _, _, child in node.entries:
-            order += self._walk_order(child) if child is not None else [path]
-        return order
+        node.paths = tuple(paths)
+        return required
 
     def __call__(self, case: Any) -> dict[str, Any] | None:
         """Flat facts as `CompiledPolicy.validate` returns them, or None: ask pydantic."""
@@ -193,7 +203,13 @@ class FastValidator:
         for key, path, check, optional, child in node.entries:
             value = data.get(key, _MISSING)
             if child is not None:
-                if type(value) is not dict or not self._fill(value, child, flat, False):
+                if type(value) is dict:
+                    if not self._fill(value, child, flat, False):
+                        return False
+                elif optional and (value is _MISSING or value is None):
+                    for inner in child.paths:
+                        flat[inner] = None
+                else:
                     return False
             elif value is _MISSING or value is None:
                 if not optional:
@@ -398,32 +414,69 @@ def read_chunks(stream: Iterable[bytes], size: int = CHUNK_LINES) -> Iterator[tu
         first += len(lines)
 
 
-@contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
-    """Hold SIGINT during a write so Ctrl-C lands between chunks, never inside a line."""
-    can_block = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if can_block:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        if can_block:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+class InterruptGuard:
+    """Lets Ctrl-C land between chunks, never inside a chunk's write, so only whole lines are left.
+
+    Python runs signal handlers in the main thread at the next bytecode, whichever thread the
+    signal hit (the pool has helper threads), so blocking the signal in one thread is not
+    enough: the handler itself defers while a write is under way and raises right after it.
+    Installed only over Python's default handler in the main thread; an ignored SIGINT stays
+    ignored and an embedding application's own handler is left alone.
+    """
+
+    def __init__(self) -> None:
+        self.writing = False
+        self.pending = False
+        self.previous: Any = None
+
+    def __enter__(self) -> InterruptGuard:
+        if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.writing:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def writing_chunk(self) -> Iterator[None]:
+        """Hold an interrupt until the block is done, then raise it."""
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 class Writer:
     """Writes each chunk's decisions and rejects whole, flushes both, then counts them."""
 
     def __init__(
-        self, out: BinaryIO, rejects: BinaryIO, summary: Summary, progress: Callable[[Summary], None]
+        self,
+        out: BinaryIO,
+        rejects: BinaryIO,
+        summary: Summary,
+        progress: Callable[[Summary], None],
+        guard: InterruptGuard,
     ):
         self.out = out
         self.rejects = rejects
         self.summary = summary
         self.progress = progress
+        self.guard = guard
 
     def write(self, result: ChunkResult, size: int) -> None:
-        with _sigint_held():
+        with self.guard.writing_chunk():
             if result.decisions:
                 self.out.write(result.decisions)
             if result.rejects:
@@ -466,7 +519,8 @@ def _run_pool(
         limit = workers * INFLIGHT_PER_WORKER
         for first, lines, size in _sized(chunks):
             pending.append((pool.apply_async(_work, (first, lines)), size))
-            if len(pending) >= limit:
+            # Write what is done at the head (in order) before reading on; wait only when full.
+            while pending and (len(pending) >= limit or pending[0][0].ready()):
                 result, done_size = pending.popleft()
                 writer.write(result.get(), done_size)
         while pending:
@@ -511,16 +565,17 @@ def run(
     worker cannot load the policy.
     """
     summary = Summary()
-    writer = Writer(out, rejects, summary, progress or (lambda _: None))
     started = time.perf_counter()
     chunks = read_chunks(source, chunk_lines)
-    try:
-        if workers <= 1:
-            _run_inline(Decider(policy, at=at, trace=trace), chunks, writer)
-        else:
-            _run_pool(policy, at, trace, workers, chunks, writer)
-    except KeyboardInterrupt:
-        summary.interrupted = True
+    with InterruptGuard() as guard:
+        writer = Writer(out, rejects, summary, progress or (lambda _: None), guard)
+        try:
+            if workers <= 1:
+                _run_inline(Decider(policy, at=at, trace=trace), chunks, writer)
+            else:
+                _run_pool(policy, at, trace, workers, chunks, writer)
+        except KeyboardInterrupt:
+            summary.interrupted = True
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -143,6 +143,28 @@ def command(
         rejects_file = _check_paths(cases, output, rejects_path)
     except UsageError as exc:
         fail_usage(exc)
+    try:
+        summary = _execute(policy, cases, output, rejects_file, at, version, workers, trace)
+    except KeyboardInterrupt:  # before the run started (loading the policy) or while closing files
+        summary = batch.Summary(interrupted=True)
+    _report(summary, rejects_file)
+    if summary.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if fail_on_reject and summary.rejects:
+        sys.exit(1)
+
+
+def _execute(
+    policy: str,
+    cases: str,
+    output: str,
+    rejects_file: str,
+    at: date | None,
+    version: str | None,
+    workers: int | None,
+    trace: bool,
+) -> batch.Summary:
+    """Load the policy, open the files and run; a policy that cannot be loaded exits 1 here."""
     loaded = load_policy(policy, version, at)
     count = workers or batch.default_workers()
     with (
@@ -152,7 +174,7 @@ def command(
     ):
         progress = batch.Progress(size) if sys.stderr.isatty() else None
         try:
-            summary = batch.run(
+            return batch.run(
                 loaded, source, out, rejects, at=at, trace=trace, workers=count, progress=progress
             )
         except batch.BatchError as exc:
@@ -161,8 +183,3 @@ def command(
         finally:
             if progress is not None:
                 progress.close()
-    _report(summary, rejects_file)
-    if summary.interrupted:
-        sys.exit(EXIT_INTERRUPTED)
-    if fail_on_reject and summary.rejects:
-        sys.exit(1)
