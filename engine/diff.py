@@ -385,7 +385,7 @@ def git_copy(path: Path, revision: str) -> Iterator[Path]:
     """
     command = ["git", "-C", str(path.parent), "show", f"{revision}:./{path.name}"]
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        proc = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=False)
     except OSError as exc:
         raise UsageError(f"cannot run git: {exc.strerror}", "install git, or compare two files") from None
     if proc.returncode != 0:
@@ -465,7 +465,7 @@ def case_files(folder: Path) -> list[Path]:
 # Comparing one case
 
 
-def compare_case(case: CaseInput, before: Side, after: Side, keep_unchanged: bool = False) -> CaseDiff:
+def compare_case(case: CaseInput, before: Side, after: Side) -> CaseDiff:
     """Decide a case under both versions and diff the results (failures are reported, not raised)."""
     if case.facts is None:
         problem = CaseProblem(side="case", version="", problems=[case.problem or "unreadable"])
@@ -1058,9 +1058,7 @@ def render_json(report: DiffReport) -> str:
 def render_html(report: DiffReport) -> str:
     """A self-contained page (inline CSS and JS, no network) a reviewer opens in a browser."""
     env = environment(html=True)
-    return env.get_template("diff.html.j2").render(
-        **_context(report), summary_json=report.summary.model_dump_json()
-    )
+    return env.get_template("diff.html.j2").render(**_context(report))
 
 
 def render(report: DiffReport, fmt: str, color: bool = False) -> str:
