@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -180,6 +181,24 @@ def machine_description() -> str:
     )
 
 
+def engine_revision() -> str:
+    """The git commit the engine was measured at, with ``+ local changes`` when engine/ differs from it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--", "engine"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" + local changes in engine/" if dirty else "")
+
+
 def format_table(results: Sequence[Result]) -> str:
     floor = next((r.median_us for r in results if r.entry.kind == "floor"), None)
     lines = [
@@ -225,6 +244,7 @@ def run(
     expected = [decide_floor(c) for c in cases]
     entries = [e for e in all_entries() if e.kind == "floor" or not only or any(s in e.name for s in only)]
     print(f"machine: {machine_description()}", file=out)
+    print(f"engine: git {engine_revision()}", file=out)
     print(f"workload: {n_cases} cases, seed {seed}, {rounds} round(s)", file=out)
     mix = ", ".join(f"{review} {list(obl)}: {n}" for (review, obl), n in answer_mix(expected).items())
     print(f"answers: {mix}", file=out)
@@ -241,6 +261,7 @@ def run(
 def result_json(results: Sequence[Result], n_cases: int, rounds: int, seed: int) -> dict[str, object]:
     return {
         "machine": machine_description(),
+        "engine_revision": engine_revision(),
         "cases": n_cases,
         "rounds": rounds,
         "seed": seed,
