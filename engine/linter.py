@@ -25,11 +25,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from lark.exceptions import LarkError
+
 from engine import program as p
 from engine import syntax as s
 from engine.api import policy_files
 from engine.checker import CheckResult, check_file
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
+from engine.grammar import parser as lark_parser
 from engine.parser import parse
 from engine.registry import VersionEntry, read_versions
 
@@ -439,7 +442,9 @@ def _unused_declarations(tree: s.SourceFile, path: Path, users: list[p.Program])
 def _scope_words(tree: s.SourceFile, users: int) -> str:
     if tree.header.kind == "policy":
         return ""
-    return f" (in any of the {users} policy version{'s' if users != 1 else ''} that use this vocabulary)"
+    if users == 1:
+        return " (in the one policy version that uses this vocabulary)"
+    return f" (in any of the {users} policy versions that use this vocabulary)"
 
 
 def _unused_help(kind: str, tree: s.SourceFile, optional: bool) -> str:
@@ -520,7 +525,14 @@ def _never_fires(rule: p.RuleInfo, reasoner: Reasoner) -> Diagnostic:
     if alone:
         why = f"no case the declared facts allow makes its condition `{s.unparse(rule.decl.condition)}` true"
     else:
-        why = "in every case where its condition holds, an `unless` clause holds too"
+        condition = reasoner.formula(rule.condition)
+        always = [
+            f"`unless {s.unparse(clause.source)}`"
+            for clause in rule.unless
+            if reasoner.satisfiable(("and", (condition, ("not", reasoner.formula(clause))))) is False
+        ]
+        culprit = always[0] if len(always) == 1 else "an `unless` clause"
+        why = f"in every case where its condition holds, {culprit} holds too"
     return Diagnostic.at(
         "rule-never-fires",
         f"rule `{rule.id}` can never fire: {why}",
@@ -927,8 +939,47 @@ def _windows(entries: list[VersionEntry]) -> list[Diagnostic]:
 
 
 def version_hash(path: Path) -> str:
-    """sha256 of a version file's bytes: what the lock file records."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of a version file's text without its `ends` field: what the lock file records.
+
+    Closing a published version's window when the next version arrives (`ends DATE`) is the
+    one edit a published version admits; everything else about it is append-only. The
+    window checks (`version-overlap`, `version-gap`) keep the `ends` dates consistent.
+    """
+    text = path.read_text(encoding="utf-8")
+    return hashlib.sha256(_without_ends(text).encode("utf-8")).hexdigest()
+
+
+_ITEM_KEYWORDS = {
+    "USE",
+    "ENUM",
+    "FACT",
+    "GROUP",
+    "TABLE",
+    "DEFINE",
+    "DECISION",
+    "OBLIGATION",
+    "RECOMMENDATION",
+    "RULE",
+}
+
+
+def _without_ends(text: str) -> str:
+    """The text with the header's `ends DATE` (and the line it leaves blank) cut out."""
+    try:
+        tokens = list(lark_parser().lex(text))
+    except LarkError:
+        return text  # an unreadable file is hashed as it is; the checker reports it
+    for index, token in enumerate(tokens):
+        if token.type in _ITEM_KEYWORDS:
+            break
+        if token.type == "ENDS" and index + 1 < len(tokens) and tokens[index + 1].type == "DATE":
+            start, end = token.start_pos or 0, tokens[index + 1].end_pos or 0
+            line_start = text.rfind("\n", 0, start) + 1
+            line_end = text.find("\n", end)
+            if not text[line_start:start].strip() and line_end != -1 and not text[end:line_end].strip():
+                start, end = line_start, line_end + 1  # the field was a line of its own
+            return text[:start] + text[end:]
+    return text
 
 
 def read_lock(folder: Path) -> dict[str, str]:

@@ -183,6 +183,18 @@ def test_editing_a_locked_version_is_an_error_that_update_lock_does_not_hide(bet
     assert read_lock(beta) == locked
 
 
+def test_closing_a_locked_versions_window_is_the_one_allowed_edit(beta: Path) -> None:
+    version = beta / "2020-01-01.policy"
+    version.write_text(
+        version.read_text().replace("  status in-force", "  ends 2021-12-31\n  status in-force")
+    )
+    assert not any(code.startswith("version-") for code, _, _ in _codes([beta]))
+    version.write_text(version.read_text().replace("ends 2021-12-31", "ends 2021-06-30"))
+    assert not any(code.startswith("version-") for code, _, _ in _codes([beta]))
+    version.write_text(version.read_text().replace('title "A clean policy"', 'title "A cleaner policy"'))
+    assert ("version-changed", "2020-01-01.policy", 3) in _codes([beta])
+
+
 def test_a_removed_locked_version_is_an_error(beta: Path) -> None:
     lock = read_lock(beta)
     (beta / "versions.lock").write_text(json.dumps({**lock, "2019-01-01": "0" * 64}))
