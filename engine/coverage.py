@@ -141,8 +141,8 @@ def _where(condition: ConditionCoverage) -> str:
     return f"{condition.rule} ({condition.clause}): {condition.text}"
 
 
-def report_lines(versions: list[VersionCoverage]) -> list[str]:
-    """The text report: one block per version, then the total."""
+def report_lines(versions: list[VersionCoverage], untested: list[str] | None = None) -> list[str]:
+    """The text report: one block per version, the versions no case ran under, then the total."""
     lines = ["coverage (each rule and condition both true and false):"]
     for version in versions:
         seen, possible = version.outcomes
@@ -160,14 +160,17 @@ def report_lines(versions: list[VersionCoverage]) -> list[str]:
             if items:
                 lines.append(f"    {title}:")
                 lines += [f"      {item}" for item in items]
+    if untested:
+        lines.append("  versions no expectation runs (not counted): " + ", ".join(untested))
     lines.append(f"  total: {total_percent(versions):.1f}%")
     return lines
 
 
-def report_data(versions: list[VersionCoverage]) -> dict[str, Any]:
+def report_data(versions: list[VersionCoverage], untested: list[str] | None = None) -> dict[str, Any]:
     """The JSON report, for tools."""
     return {
         "percent": round(total_percent(versions), 2),
+        "untested": list(untested or []),
         "versions": [
             {
                 "policy": v.policy,

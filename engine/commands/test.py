@@ -14,6 +14,7 @@ import click
 
 from engine.coverage import collect, report_data, report_lines, total_percent
 from engine.errors import render_all
+from engine.registry import read_versions
 from engine.testing import Result, Runner, failure_text, load_expectations, result_data
 
 DEFAULT_INTENT = "fixtures/intent"
@@ -63,22 +64,37 @@ def command(
     runner = Runner(policies, cases)
     results = [runner.run(e) for e in expectations]
     versions = collect(r.decision for r in results if r.decision is not None)
+    untested = _untested(policies, {(e.policy, e.version) for e in expectations})
     measure = with_coverage or min_coverage is not None
     below = min_coverage is not None and total_percent(versions) < min_coverage
     if fmt == "json":
-        _json(results, versions if measure else None, min_coverage)
+        _json(results, versions if measure else None, min_coverage, untested)
     else:
-        _text(results, versions if measure else None, min_coverage, below)
+        _text(results, versions if measure else None, min_coverage, below, untested)
     failed = any(r.status != "pass" for r in results)
     sys.exit(1 if failed or below else 0)
 
 
-def _text(results: list[Result], versions: list | None, minimum: float | None, below: bool) -> None:
+def _untested(policies: Path, tested: set[tuple[str, str]]) -> list[str]:
+    """Versions of the tested policies that no expectation names: coverage cannot see them."""
+    found = []
+    for policy in sorted({p for p, _ in tested}):
+        folder = policies / policy
+        if folder.is_dir():
+            found += [
+                f"{policy}@{e.version}" for e in read_versions(folder) if (policy, e.version) not in tested
+            ]
+    return found
+
+
+def _text(
+    results: list[Result], versions: list | None, minimum: float | None, below: bool, untested: list[str]
+) -> None:
     for result in results:
         if result.status != "pass":
             click.echo(failure_text(result) + "\n")
     if versions is not None:
-        click.echo("\n".join(report_lines(versions)))
+        click.echo("\n".join(report_lines(versions, untested)))
         if below:
             click.echo(f"coverage {total_percent(versions):.1f}% is below the minimum {minimum:g}%")
         click.echo()
@@ -90,12 +106,12 @@ def _text(results: list[Result], versions: list | None, minimum: float | None, b
     )
 
 
-def _json(results: list[Result], versions: list | None, minimum: float | None) -> None:
+def _json(results: list[Result], versions: list | None, minimum: float | None, untested: list[str]) -> None:
     data: dict = {
         "summary": {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")},
         "results": [result_data(r) for r in results],
     }
     if versions is not None:
-        data["coverage"] = report_data(versions)
+        data["coverage"] = report_data(versions, untested)
         data["coverage"]["minimum"] = minimum
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
