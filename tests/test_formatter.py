@@ -198,3 +198,24 @@ def test_fmt_searches_folders_for_policy_and_vocabulary_files(tmp_path: Path) ->
     result = CliRunner().invoke(main, ["fmt", "--check", str(tmp_path)])
     assert result.exit_code == 1
     assert "1 file(s) would be reformatted, 1 file(s) left unchanged" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Documentation examples
+
+
+def _policy_blocks(page: str) -> list[str]:
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    return [block.split("```", 1)[0] for block in text.split("```policy\n")[1:]]
+
+
+@pytest.mark.parametrize("block", _policy_blocks("formatting.md"))
+def test_formatting_guide_examples_are_in_the_layout(block: str) -> None:
+    assert formatter.format_text(block) == block
+
+
+@pytest.mark.parametrize("page", ["authoring.md", "linting.md", "formatting.md"])
+def test_documented_policy_snippets_parse(page: str) -> None:
+    for block in _policy_blocks(page):
+        if block.lstrip().startswith(("policy", "vocabulary", "# Facts")):
+            assert parse(block).diagnostics == [], block
