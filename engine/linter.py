@@ -991,8 +991,14 @@ def read_lock(folder: Path) -> dict[str, str]:
 
 
 def update_lock_file(folder: Path) -> bool:
-    """Add every in-force version not yet locked; never rewrite a locked hash. True if written."""
-    lock = read_lock(folder)
+    """Add every in-force version not yet locked; never rewrite a locked hash. True if written.
+
+    An unreadable lock file is left alone (linting reports it).
+    """
+    try:
+        lock = read_lock(folder)
+    except (json.JSONDecodeError, OSError):
+        return False
     added = {
         e.version: version_hash(e.path)
         for e in read_versions(folder)
@@ -1010,7 +1016,14 @@ def _lock_findings(folder: Path, entries: list[VersionEntry]) -> list[Diagnostic
         lock = read_lock(folder)
     except (json.JSONDecodeError, OSError) as exc:
         span = Span(str(folder / LOCK_FILE), 1, 1, 1, 1)
-        return [Diagnostic.at("version-changed", f"cannot read the lock file: {exc}", span)]
+        return [
+            Diagnostic.at(
+                "version-changed",
+                f"cannot read {LOCK_FILE}: {exc}",
+                span,
+                "restore it from version control; it maps each published version to its hash",
+            )
+        ]
     found = []
     by_version = {e.version: e for e in entries}
     for version, digest in lock.items():
