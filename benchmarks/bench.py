@@ -14,6 +14,7 @@ has not landed yet are listed as pending.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import importlib
 import importlib.metadata
@@ -181,6 +182,7 @@ def machine_description() -> str:
     )
 
 
+@functools.cache
 def engine_revision() -> str:
     """The git commit the engine was measured at, with ``+ local changes`` when engine/ differs from it."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
