@@ -299,11 +299,13 @@ def test_decisions_are_what_evaluate_gives_with_line_numbers(tmp_path: Path, pol
 
 def test_order_is_kept_with_several_workers(tmp_path: Path, policy: api.Policy) -> None:
     data, _ = mixed_input()
-    lines = data.splitlines(keepends=True) * 8
+    lines = [line.rstrip(b"\n") + b"\n" for line in data.splitlines(keepends=True)] * 8
 
     def decide(workers: int) -> tuple[bytes, bytes, batch.Summary]:
+        """Blocks of ~300 bytes: a chunk per line or two, so many chunks race through the pool."""
         out, rejects = io.BytesIO(), io.BytesIO()
-        summary = batch.run(policy, iter(lines), out, rejects, workers=workers, chunk_lines=7)
+        source = io.BytesIO(b"".join(lines))
+        summary = batch.run(policy, source, out, rejects, workers=workers, chunk_bytes=300)
         return out.getvalue(), rejects.getvalue(), summary
 
     inline_out, inline_rejects, inline = decide(1)
@@ -467,19 +469,31 @@ def test_ctrl_c_on_a_large_file_leaves_whole_lines(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_waiting_for_stdin(tmp_path: Path) -> None:
-    """Two whole chunks arrive, the third never completes: the interrupt reports exactly the two."""
+    """2,000 whole lines arrive and then half a line: the lines are decided as they come, and the
+    interrupt, while the half line waits for its end, reports exactly those 2,000."""
     out, rejects = tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
     args = [str(POLICY), "-", "-o", str(out), "--rejects", str(rejects), "--workers", "1"]
     child = start_batch(args, stdin=subprocess.PIPE)
     assert child.stdin is not None
-    lines = list(batch.sample_lines(ROOT / "fixtures/cases", batch.CHUNK_LINES * 2 + 10, malformed_every=100))
-    child.stdin.write("".join(line + "\n" for line in lines).encode())
+    lines = list(batch.sample_lines(ROOT / "fixtures/cases", 2000, malformed_every=100))
+    child.stdin.write("".join(line + "\n" for line in lines).encode() + b'{"eccn": ')
     child.stdin.flush()
-    while child.poll() is None and (not out.exists() or out.read_bytes().count(b"\n") < 2 * 990):
+    while child.poll() is None and (not out.exists() or out.read_bytes().count(b"\n") < 1980):
         time.sleep(0.01)
     child.send_signal(signal.SIGINT)
-    assert assert_interrupted_cleanly(child, out, rejects) == batch.CHUNK_LINES * 2
+    assert assert_interrupted_cleanly(child, out, rejects) == 2000
+    assert len(jsonl(rejects)) == 20
     child.stdin.close()
+
+
+def test_blocks_hold_whole_lines() -> None:
+    """Lines longer than a block, CRLF endings and a last line without a newline."""
+    data = b'{"a": 1}\r\n' + b"x" * 50 + b"\n\n" + b"tail"
+    chunks = list(batch.read_chunks(io.BytesIO(data), size=8))
+    assert b"".join(block for _, block in chunks) == data
+    assert all(block.endswith(b"\n") for _, block in chunks[:-1])
+    firsts = [first for first, _ in chunks]
+    assert firsts[0] == 1 and firsts[-1] == 4
 
 
 def test_sample_lines_cycles_fixture_cases() -> None:
