@@ -49,11 +49,11 @@ def _in3(item: Any, collection: Any) -> bool | None:
 
 
 def _any3(items: Any, collection: Any) -> bool | None:
-    return None if items is None or collection is None else not items.isdisjoint(collection)
+    return None if items is None or collection is None else not frozenset(items).isdisjoint(collection)
 
 
 def _all3(items: Any, collection: Any) -> bool | None:
-    return None if items is None or collection is None else items <= collection
+    return None if items is None or collection is None else frozenset(items).issubset(collection)
 
 
 def _get3(table: dict[Any, Any], key: Any, default: Any) -> Any:
@@ -71,6 +71,8 @@ _RUNTIME: dict[str, Any] = {
     "_all3": _all3,
     "_get3": _get3,
     "_EMPTY": EMPTY,
+    "_NOREC": {},
+    "_frozenset": frozenset,
 }
 
 _PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -98,6 +100,7 @@ class CompiledRules:
     """What the compiler produces for one program."""
 
     decide: DecideFn
+    decide_case: Callable[[Any, Tables], list[int]]  # the same, reading a trusted nested case
     explain: ExplainFn
     table_names: tuple[str, ...]
     slots: tuple[ConditionSlot, ...]
@@ -109,9 +112,10 @@ class CompiledRules:
 class _Emitter:
     """Turns typed conditions into Python expressions over locals the compiler names."""
 
-    def __init__(self, program: p.Program, prefix: str = ""):
+    def __init__(self, program: p.Program, prefix: str = "", nested: bool = False):
         self.program = program
         self.prefix = prefix
+        self.nested = nested
         self.namespace: dict[str, Any] = dict(_RUNTIME)
         self.facts: dict[str, str] = {}
         self.derived_vars = {name: f"_d{i}" for i, name in enumerate(program.derived)}
@@ -180,21 +184,59 @@ class _Emitter:
         if isinstance(node, p.MemberNode):
             item, coll = render(node.item), render(node.collection)
             if node.any_of:
-                return f"_any3({item}, {coll})" if tri else f"(not {item}.isdisjoint({coll}))"
+                return (
+                    f"_any3({item}, {coll})"
+                    if tri
+                    else f"(not {self.disjoint(node.collection, node.item, render)})"
+                )
             return f"_in3({item}, {coll})" if tri else f"({item} in {coll})"
         if isinstance(node, p.IncludesNode):
             coll, item = render(node.collection), render(node.item)
             if node.mode == "one":
                 return f"_in3({item}, {coll})" if tri else f"({item} in {coll})"
             if node.mode == "any":
-                return f"_any3({item}, {coll})" if tri else f"(not {coll}.isdisjoint({item}))"
-            return f"_all3({item}, {coll})" if tri else f"({item} <= {coll})"
+                return (
+                    f"_any3({item}, {coll})"
+                    if tri
+                    else f"(not {self.disjoint(node.item, node.collection, render)})"
+                )
+            subset = item if self.frozen(node.item) else f"_frozenset({item})"
+            return f"_all3({item}, {coll})" if tri else f"{subset}.issubset({coll})"
         raise TypeError(f"cannot compile {node!r}")
 
     def prologue(self) -> list[str]:
-        """Read each fact once, then compute derived facts in dependency order."""
-        lines = [f"    {var} = f[{path!r}]" for path, var in self.facts.items()]
-        return lines
+        """Read each fact once (derived facts follow, in dependency order)."""
+        return [f"    {var} = {self.read(path)}" for path, var in self.facts.items()]
+
+    def read(self, path: str) -> str:
+        """Source that reads one fact: from flat facts, or from a trusted nested case."""
+        if not self.nested:
+            return f"f[{path!r}]"
+        parts = path.split(".")
+        source = "f"
+        for depth, part in enumerate(parts[:-1]):
+            prefix = ".".join(parts[: depth + 1])
+            required = any(
+                not f.optional for k, f in self.program.facts.items() if k.startswith(prefix + ".")
+            )
+            source = f"{source}[{part!r}]" if required else f"({source}.get({part!r}) or _NOREC)"
+        optional = self.program.facts[path].optional
+        return f"{source}.get({parts[-1]!r})" if optional else f"{source}[{parts[-1]!r}]"
+
+    def frozen(self, node: p.Node) -> bool:
+        """Whether a set-valued node is a frozenset at run time (constants, table values), not a
+        case's list: set operations are called on that side so trusted cases need no conversion."""
+        if isinstance(node, p.Const | p.TableLookup):
+            return True
+        if isinstance(node, p.DerivedRead):
+            return self.frozen(self.program.derived[node.name].node)
+        return False
+
+    def disjoint(self, left: p.Node, right: p.Node, render: Callable[[p.Node], str]) -> str:
+        """`left.isdisjoint(right)` with a frozenset on the calling side."""
+        a, b = (left, right) if self.frozen(left) or not self.frozen(right) else (right, left)
+        call = render(a) if self.frozen(a) else f"_frozenset({render(a)})"
+        return f"{call}.isdisjoint({render(b)})"
 
     def derived_lines(self, used: set[str] | None = None) -> list[str]:
         """Compute derived facts in dependency order: all of them, or those `used` needs (transitively)."""
@@ -269,14 +311,16 @@ def _derived_reads(node: p.Node) -> list[str]:
     return found
 
 
-def _group_source(emitter: _Emitter, name: str, indexes: list[int], tail: list[str]) -> list[str]:
+def _group_source(
+    emitter: _Emitter, name: str, indexes: list[int], tail: list[str], entry: bool = False
+) -> list[str]:
     """A function that records which of the given rules fire; reads only what those rules read."""
     rules = [emitter.program.rules[i] for i in indexes]
     body = [line for i, rule in zip(indexes, rules, strict=True) for line in _rule_lines(emitter, i, rule)]
     derived = emitter.derived_lines(_used_derived(rules))
-    signature = f"def {name}(f, t):" if name == "decide" else f"def {name}(f, t, fired):"
+    signature = f"def {name}(f, t):" if entry else f"def {name}(f, t, fired):"
     head = [signature, emitter.tables_line(), *emitter.prologue(), *derived]
-    if name == "decide":
+    if entry:
         head.append("    fired = []")
     return [line for line in head if line] + body + tail
 
@@ -340,30 +384,32 @@ def plan_index(program: p.Program) -> tuple[str, dict[Any, list[int]], list[int]
     return fact, buckets, always
 
 
-def _decide_source(emitter: _Emitter) -> tuple[list[str], dict[str, Any]]:
+def _decide_source(emitter: _Emitter, name: str = "decide") -> tuple[list[str], dict[str, Any]]:
     """The fast path: straight-line for small policies, dispatch by the index for large ones."""
     program = emitter.program
     plan = plan_index(program)
     if plan is None:
-        lines = _group_source(emitter, "decide", list(range(len(program.rules))), ["    return fired"])
+        lines = _group_source(
+            emitter, name, list(range(len(program.rules))), ["    return fired"], entry=True
+        )
         return lines, emitter.namespace
     fact, buckets, always = plan
     tail = [
-        f"    _g = _BUCKETS.get(f[{fact!r}])",
+        f"    _g = _BUCKETS.get({emitter.read(fact)})",
         "    if _g is not None:",
         "        _g(f, t, fired)",
         "        fired.sort()",
         "    return fired",
     ]
-    lines = _group_source(emitter, "decide", always, tail)
+    lines = _group_source(emitter, name, always, tail, entry=True)
     namespace = dict(emitter.namespace)
     group_names: dict[Any, str] = {}
     for number, (value, indexes) in enumerate(buckets.items()):
-        group = _Emitter(program, prefix=f"g{number}")
-        name = f"_group{number}"
-        lines += ["", *_group_source(group, name, indexes, [])]
+        group = _Emitter(program, prefix=f"g{number}", nested=emitter.nested)
+        group_name = f"_group{number}"
+        lines += ["", *_group_source(group, group_name, indexes, [])]
         namespace.update(group.namespace)
-        group_names[value] = name
+        group_names[value] = group_name
     namespace["_BUCKET_NAMES"] = group_names
     return lines, namespace
 
@@ -422,6 +468,7 @@ def _condition_children(node: p.Node) -> tuple[p.Node, ...]:
 def compile_program(program: p.Program) -> CompiledRules:
     """Generate, compile and return the decide and explain functions of a program."""
     decide_lines, decide_namespace = _decide_source(_Emitter(program))
+    case_lines, case_namespace = _decide_source(_Emitter(program, nested=True), "decide_case")
 
     explain_emitter = _Emitter(program)
     explain_body, slots, rule_slots = _explain_source(explain_emitter)
@@ -438,10 +485,12 @@ def compile_program(program: p.Program) -> CompiledRules:
     explain_lines.append(f"    return v, [{derived_values}], key")
 
     decide = _build(decide_lines, decide_namespace, "decide")
+    decide_case = _build(case_lines, case_namespace, "decide_case")
     explain = _build(explain_lines, explain_emitter.namespace, "explain")
     source = "\n".join(decide_lines) + "\n\n" + "\n".join(explain_lines) + "\n"
     return CompiledRules(
         decide=decide,
+        decide_case=decide_case,
         explain=explain,
         table_names=tuple(program.tables),
         slots=tuple(slots),

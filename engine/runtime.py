@@ -20,6 +20,7 @@ from engine import program as p
 from engine import syntax as s
 from engine.compiler import CompiledRules, Tables, compile_program
 from engine.errors import CaseError
+from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
     ConditionTrace,
@@ -80,6 +81,8 @@ class CompiledPolicy:
         self.content_hash = content_hash(program)
         self.rules: CompiledRules = compile_program(program)
         self.case_model = case_model(program)
+        self._accept, self._trusted = compile_inputs(program)
+        self._decide_case = self.rules.decide_case
         self._rule_refs = tuple(
             RuleRef(rule=r.id, citations=list(r.citations), description=r.description) for r in program.rules
         )
@@ -103,6 +106,7 @@ class CompiledPolicy:
         self._resolutions: dict[tuple[int, ...], Resolution] = {}
         self._tables_at: dict[date, Tables] = {}
         self._lock = threading.Lock()
+        self._default_tables = self.tables_at(self.info.effective or date.today())
 
     # -- public --------------------------------------------------------------
     def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -112,6 +116,9 @@ class CompiledPolicy:
 
     def validate(self, case: Mapping[str, Any]) -> dict[str, Any]:
         """Check a case against the fact declarations; raise `CaseError` listing every bad field."""
+        fast = self._accept(case)  # the common, exactly-typed case, without pydantic
+        if fast is not None:
+            return fast
         if not isinstance(case, Mapping):
             raise CaseError([("(case)", f"a case is a JSON object, not {type(case).__name__}")])
         data = {k: v for k, v in case.items() if not str(k).startswith("$")}
@@ -135,6 +142,22 @@ class CompiledPolicy:
             with self._lock:
                 cached = self._decisions_cache.setdefault(key, cached)
         return cached
+
+    def decide_trusted(self, case: Mapping[str, Any], at: date | None = None) -> Resolution:
+        """Decide a case the caller vouches for (already valid), skipping validation: the raw path.
+
+        The compiled rules read the nested case directly: records as dicts, sets as lists or
+        sets, numbers as int or Decimal, dates as `datetime.date`. Give it an invalid case
+        and the answer is undefined; use `evaluate` for anything from outside.
+        """
+        tables = self._default_tables if at is None else self.tables_at(at)
+        try:
+            key = tuple(self._decide_case(case, tables))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CaseError(
+                [("(case)", f"is not a valid case ({exc!r}); use evaluate() for unchecked input")]
+            ) from None
+        return self._resolutions.get(key) or self.resolve(key)
 
     def explain_raw(self, facts: dict[str, Any], at: date | None = None) -> RawTrace:
         """The whole trace as recorded: every condition's value and precedence applied, no models yet.
