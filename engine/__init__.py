@@ -13,6 +13,7 @@ from engine.errors import CaseError, Diagnostic, PolicyError, Severity, UsageErr
 from engine.models import Decision, DecisionValue, OutcomeItem, RuleTrace, Trace
 from engine.registry import VersionEntry, read_versions, select_version
 from engine.render import render_decision
+from engine.runtime import RawTrace, Resolution
 
 __all__ = [
     "CaseError",
@@ -22,6 +23,8 @@ __all__ = [
     "OutcomeItem",
     "Policy",
     "PolicyError",
+    "RawTrace",
+    "Resolution",
     "RuleTrace",
     "Severity",
     "Trace",

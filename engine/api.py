@@ -18,7 +18,7 @@ from engine.checker import CheckResult, check_file
 from engine.errors import Diagnostic, PolicyError, UsageError, has_errors
 from engine.models import Decision
 from engine.registry import select_version
-from engine.runtime import CompiledPolicy, content_hash
+from engine.runtime import CompiledPolicy, RawTrace, Resolution, content_hash
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,18 @@ class Policy:
     def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
         """Decide one case (a dict of facts). Raises `CaseError` for invalid input."""
         return self.compiled.evaluate(case, trace=trace, at=at)
+
+    def decide_trusted(self, case: Mapping[str, Any], *, at: date | None = None) -> Resolution:
+        """The raw path for cases your own code produced and vouches for: no validation, no models.
+
+        Returns the cached `Resolution` (decision values, obligations, fired rules). Sets may be
+        lists, dates must be `datetime.date`. Undefined for invalid input: use `evaluate` then.
+        """
+        return self.compiled.decide_trusted(case, at=at)
+
+    def explain_trusted(self, case: Mapping[str, Any], *, at: date | None = None) -> RawTrace:
+        """Every condition's value for a trusted case, before building the pydantic trace."""
+        return self.compiled.explain_trusted(case, at=at)
 
     def validate(self, case: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a case without deciding it; returns the normalised facts."""

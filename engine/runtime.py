@@ -159,6 +159,13 @@ class CompiledPolicy:
             ) from None
         return self._resolutions.get(key) or self.resolve(key)
 
+    def explain_trusted(self, case: Mapping[str, Any], at: date | None = None) -> RawTrace:
+        """The raw trace of a trusted case (see `decide_trusted` for what trusted means)."""
+        facts = self._trusted(case)
+        if facts is None:
+            raise CaseError([("(case)", "is not a valid case; use evaluate() for unchecked input")])
+        return self.explain_raw(facts, at=at)
+
     def explain_raw(self, facts: dict[str, Any], at: date | None = None) -> RawTrace:
         """The whole trace as recorded: every condition's value and precedence applied, no models yet.
 
