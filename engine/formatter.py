@@ -161,14 +161,26 @@ def _place(lines: list[_Line], comments: list[tuple[s.Comment, bool]]) -> list[s
             slot = (slot[0], 2)
         slots.setdefault(slot, []).append(comment)
         cursor = slot
+    _keep_inside(slots, len(lines) - 1)
+    indents = [line.text[: len(line.text) - len(line.text.lstrip())] for line in lines]
     out: list[str] = []
     for k, line in enumerate(lines):
-        indent = line.text[: len(line.text) - len(line.text.lstrip())]
-        out += [indent + c.text.rstrip() for c in slots.get((k, 0), [])]
+        out += [indents[k] + c.text.rstrip() for c in slots.get((k, 0), [])]
         trailing_here = slots.get((k, 1), [])
         out.append(line.text + "".join("  " + c.text.rstrip() for c in trailing_here))
-        out += [indent + c.text.rstrip() for c in slots.get((k, 2), [])]
+        below = indents[min(k + 1, len(lines) - 1)]  # read again, they belong to the next line
+        out += [below + c.text.rstrip() for c in slots.get((k, 2), [])]
     return out
+
+
+def _keep_inside(slots: dict[tuple[int, int], list[s.Comment]], last: int) -> None:
+    """No comment may follow a declaration's last line on a line of its own: read again, it
+    would belong to the next declaration. The last of them stays at the end of that line; the
+    others move just above it, in order."""
+    tail = slots.pop((last, 1), []) + slots.pop((last, 2), [])
+    if tail:
+        slots[(last, 0)] = slots.get((last, 0), []) + tail[:-1]
+        slots[(last, 1)] = tail[-1:]
 
 
 def _monotonic(anchors: list[int]) -> list[int]:
@@ -222,9 +234,17 @@ class _Printer:
     def _comment_rows(self, block: _Block) -> list[int]:
         return [c.span.line for c, _ in block.inner]
 
-    def _forced(self, block: _Block, span: Span) -> bool:
-        """A comment inside a multi-line expression forces it onto one line per operand."""
-        return any(span.line <= row < span.end_line for row in self._comment_rows(block))
+    def _forced(self, block: _Block, expr: s.Expr) -> bool:
+        """A comment before the last operand of a multi-line `and`/`or` puts one operand a line.
+
+        Comments on the last operand's line (or inside it) can stay where they are on the
+        joined line, so they do not force a break: that keeps the choice stable when the
+        formatted text is formatted again.
+        """
+        if not isinstance(expr, s.And | s.Or):
+            return False
+        last = expr.operands[-1].span.line
+        return any(expr.span.line <= row < last for row in self._comment_rows(block))
 
     # -- file ----------------------------------------------------------------
     def file(self) -> str:
@@ -317,13 +337,12 @@ class _Printer:
     def _DefineDecl(self, define: s.DefineDecl, block: _Block) -> list[_Line]:
         typed = f": {_type(define.type)}" if define.type is not None else ""
         head = f"define {define.name.name}{typed} {_quote(define.description)} ="
-        forced = self._forced(block, define.expr.span) or any(
-            define.span.line < row < define.expr.span.line for row in self._comment_rows(block)
-        )
+        broken = self._forced(block, define.expr)
+        between = any(define.span.line < row < define.expr.span.line for row in self._comment_rows(block))
         one = f"{head} {s.unparse(define.expr)}"
-        if len(one) <= WIDTH and not forced:
+        if len(one) <= WIDTH and not broken and not between:
             return [_Line(one, define.span.line)]
-        body = _expr_lines(define.expr, INDENT, INDENT, define.expr.span.line, forced)
+        body = _expr_lines(define.expr, INDENT, INDENT, define.expr.span.line, broken)
         return [_Line(head, define.span.line), *body]
 
     def _DecisionDecl(self, decision: s.DecisionDecl, block: _Block) -> list[_Line]:
@@ -366,12 +385,12 @@ class _Printer:
         return lines
 
     def _clause(self, keyword: str, expr: s.Expr, row: int, block: _Block) -> list[_Line]:
-        return _expr_lines(expr, f"{INDENT}{keyword} ", CONTINUATION, row, self._forced(block, expr.span))
+        return _expr_lines(expr, f"{INDENT}{keyword} ", CONTINUATION, row, self._forced(block, expr))
 
     def _outcomes(self, outcomes: tuple[s.Outcome, ...], row: int, block: _Block) -> list[_Line]:
         texts = [_outcome(o) for o in outcomes]
         one = f"{INDENT}then " + " and ".join(texts)
-        last = outcomes[-1].span.end_line
+        last = outcomes[-1].span.line
         forced = any(row <= r < last for r in self._comment_rows(block))
         if len(one) <= WIDTH and not forced:
             return [_Line(one, row)]

@@ -219,3 +219,38 @@ def test_documented_policy_snippets_parse(page: str) -> None:
     for block in _policy_blocks(page):
         if block.lstrip().startswith(("policy", "vocabulary", "# Facts")):
             assert parse(block).diagnostics == [], block
+
+
+# ---------------------------------------------------------------------------
+# Comments anywhere: the result is always safe and a fixed point
+
+SOURCES = [*BUNDLED, *GOLDEN]
+
+
+def _with_comments(text: str, rng: random.Random) -> str:
+    """Comments dropped at random: at line ends, on lines of their own, splitting a line in two."""
+    lines = text.splitlines()
+    for k in range(rng.randint(1, 10)):
+        i = rng.randrange(len(lines))
+        line, roll = lines[i], rng.random()
+        if roll < 0.5 and "#" not in line:
+            lines[i] = f"{line}  # t{k}"
+        elif roll < 0.8:
+            lines.insert(i, " " * rng.randint(0, 6) + f"# o{k}")
+        elif "#" not in line and '"' not in line:
+            spaces = [j for j, c in enumerate(line) if c == " " and j > 0]
+            if spaces:
+                j = rng.choice(spaces)
+                lines[i : i + 1] = [f"{line[:j]} # s{k}", "   " + line[j:]]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 1_000_000), index=st.integers(0, len(SOURCES) - 1))
+def test_comments_anywhere_are_kept_and_formatting_is_idempotent(seed: int, index: int) -> None:
+    source = _with_comments(SOURCES[index].read_text(encoding="utf-8"), random.Random(seed))
+    try:
+        once = formatter.format_text(source)
+    except formatter.FormatError:
+        return  # a comment that split a string or a keyword: not a valid file
+    assert formatter.format_text(once) == once
