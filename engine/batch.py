@@ -4,15 +4,13 @@ The main process reads the input in chunks of lines, hands each chunk to a worke
 (each worker loads the policy once, by path, so no compiled code is pickled), and writes
 the chunks' results back in input order as they complete. At most a few chunks per worker
 are in flight, so memory stays constant however long the stream is. Every chunk's
-decisions and rejects are written whole and flushed together, with SIGINT held off during
+decisions and rejects are written whole and flushed together, with Ctrl-C held off during
 the write, so an interrupted run leaves only complete lines and counts that add up.
 
-Per case the path is `json.loads` → validate → fired rules → precedence (cached) → JSON.
-Validation is the expensive step: `FastValidator` accepts the common, exactly-typed case
-without pydantic and defers everything else to pydantic, so the two agree by construction
-(it never rejects; it only accepts what pydantic would accept, with the same facts).
-The serialized decision depends only on the set of fired rules and the evaluation date,
-so it is serialized once per set and the line number is spliced in front.
+Per case the path is `json.loads` → `CompiledPolicy.validate` (its generated reader takes the
+common, exactly-typed case without pydantic; pydantic decides and explains the rest) → fired
+rules → precedence (cached) → JSON. The serialized decision depends only on the fired-rule key
+and the evaluation date, so it is serialized once per key and the line number spliced in front.
 """
 
 from __future__ import annotations
@@ -21,23 +19,19 @@ import contextlib
 import json
 import multiprocessing
 import os
-import re
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine import api
-from engine import program as p
 from engine.errors import CaseError
-from engine.runtime import CompiledPolicy
 
 CHUNK_BYTES = 1 << 19
 """Bytes read per chunk (about 1,200 cases of the fixtures' size), cut at the last whole line:
@@ -45,190 +39,6 @@ large enough that inter-process overhead is small, small enough to write and flu
 
 INFLIGHT_PER_WORKER = 3
 """Chunks queued per worker: keeps every worker busy while bounding memory."""
-
-_DEFER: Any = object()
-_MISSING: Any = object()
-_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
-
-
-# ---------------------------------------------------------------------------
-# Fast validation
-
-
-Check = Callable[[Any], Any]
-
-
-def _date_value(value: Any) -> Any:
-    """A `YYYY-MM-DD` string as a date; anything else (timestamps, odd formats) is pydantic's call."""
-    if type(value) is not str or not _DATE_RE.fullmatch(value):
-        return _DEFER
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return _DEFER
-
-
-def _scalar_check(base: str, allowed: frozenset[str] | None) -> Check:
-    """A checker for one scalar type that accepts only JSON values pydantic takes unchanged."""
-    if base == "boolean":
-        return lambda v: v if type(v) is bool else _DEFER
-    if base == "number":
-        # Integers only: pydantic turns an int into the same Decimal; floats and strings are deferred.
-        return lambda v: Decimal(v) if type(v) is int else _DEFER
-    if base == "date":
-        return _date_value
-    if allowed is not None:
-        return lambda v: v if type(v) is str and v in allowed else _DEFER
-    return lambda v: v if type(v) is str else _DEFER
-
-
-def _set_check(base: str, allowed: frozenset[str] | None, element: Check) -> Check:
-    """A set is a JSON array; identity-typed elements (text, enums, booleans) skip per-item calls."""
-    if base in ("string", "enum", "boolean"):
-        kind: type = bool if base == "boolean" else str
-
-        def identity_set(value: Any) -> Any:
-            if type(value) is not list:
-                return _DEFER
-            for item in value:
-                if type(item) is not kind:
-                    return _DEFER
-            if allowed is not None and not allowed.issuperset(value):
-                return _DEFER
-            return frozenset(value)
-
-        return identity_set
-
-    def converted_set(value: Any) -> Any:
-        if type(value) is not list:
-            return _DEFER
-        items = [element(item) for item in value]
-        return _DEFER if any(item is _DEFER for item in items) else frozenset(items)
-
-    return converted_set
-
-
-def _fact_check(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Check:
-    """The checker of one declared fact (an enum with no values is free text, as in `models.case_model`)."""
-    base = fact.type.base
-    allowed: frozenset[str] | None = None
-    if base == "enum":
-        values = enums[fact.type.enum or ""]
-        if values:
-            allowed = frozenset(values)
-        else:
-            base = "string"
-    element = _scalar_check(base, allowed)
-    return _set_check(base, allowed, element) if fact.type.is_set else element
-
-
-@dataclass
-class _Node:
-    """One level of the case object: its keys, and for each a fact checker or a nested record.
-
-    An entry is (key, fact path, checker, optional, record); a record is optional when none of
-    the facts under it is required, as in `models.case_model`. `paths` lists every fact under the
-    node, set to null when an optional record is left out.
-    """
-
-    entries: list[tuple[str, str, Check | None, bool, _Node | None]] = field(default_factory=list)
-    keys: frozenset[str] = frozenset()
-    paths: tuple[str, ...] = ()
-
-
-class FastValidator:
-    """Validate the common case without pydantic; return None whenever pydantic must decide.
-
-    It accepts a case only when every value already has its exact JSON type (true/false,
-    strings, allowed enum values, arrays of those, integers for numbers, `YYYY-MM-DD` dates),
-    no key is unknown and every required fact is present; for those inputs pydantic's lax
-    validation yields the same facts. Anything else (coercible strings like "true", nulls for
-    required facts, extra keys) is handed to pydantic, which accepts or rejects it and writes
-    the error messages. So `validate_case` accepts and rejects exactly what pydantic does.
-    """
-
-    def __init__(self, program: p.Program):
-        self._paths = tuple(program.facts)
-        self._root = _Node()
-        for fact in program.facts.values():
-            node = self._root
-            *parents, leaf = fact.path.split(".")
-            for part in parents:
-                node = self._child(node, part)
-            node.entries.append((leaf, fact.path, _fact_check(fact, program.enums), fact.optional, None))
-        self._freeze(self._root)
-        self._reorder = list(self._root.paths) != list(self._paths)
-
-    @staticmethod
-    def _child(node: _Node, key: str) -> _Node:
-        for entry_key, _, _, _, child in node.entries:
-            if entry_key == key and child is not None:
-                return child
-        child = _Node()
-        node.entries.append((key, "", None, False, child))
-        return child
-
-    def _freeze(self, node: _Node) -> bool:
-        """Fill in keys, paths and record optionality bottom-up; True if the node has a required fact."""
-        required = False
-        paths: list[str] = []
-        for i, (key, path, check, optional, child) in enumerate(node.entries):
-            if child is None:
-                required = required or not optional
-                paths.append(path)
-                continue
-            child_required = self._freeze(child)
-            node.entries[i] = (key, path, check, not child_required, child)
-            required = required or child_required
-            paths += child.paths
-        node.keys = frozenset(entry[0] for entry in node.entries)
-        node.paths = tuple(paths)
-        return required
-
-    def __call__(self, case: Any) -> dict[str, Any] | None:
-        """Flat facts as `CompiledPolicy.validate` returns them, or None: ask pydantic."""
-        if type(case) is not dict:
-            return None
-        flat: dict[str, Any] = {}
-        if not self._fill(case, self._root, flat, True):
-            return None
-        return {path: flat[path] for path in self._paths} if self._reorder else flat
-
-    def _fill(self, data: dict[str, Any], node: _Node, flat: dict[str, Any], top: bool) -> bool:
-        keys = node.keys
-        if not keys.issuperset(data):  # only metadata keys (`$...`, top level only) may be unknown
-            for key in data:
-                if key not in keys and not (top and type(key) is str and key.startswith("$")):
-                    return False
-        for key, path, check, optional, child in node.entries:
-            value = data.get(key, _MISSING)
-            if child is not None:
-                if type(value) is dict:
-                    if not self._fill(value, child, flat, False):
-                        return False
-                elif optional and (value is _MISSING or value is None):
-                    for inner in child.paths:
-                        flat[inner] = None
-                else:
-                    return False
-            elif value is _MISSING or value is None:
-                if not optional:
-                    return False
-                flat[path] = None
-            else:
-                assert check is not None
-                checked = check(value)
-                if checked is _DEFER:
-                    return False
-                flat[path] = checked
-        return True
-
-
-def validate_case(compiled: CompiledPolicy, fast: FastValidator, case: Any) -> dict[str, Any]:
-    """Flat facts for a case: the fast path when it is sure, pydantic otherwise (raises `CaseError`)."""
-    facts = fast(case)
-    return facts if facts is not None else compiled.validate(case)
-
 
 # ---------------------------------------------------------------------------
 # Deciding a chunk
@@ -261,7 +71,6 @@ class Decider:
     def __init__(self, policy: api.Policy, *, at: date | None = None, trace: bool = False):
         self.policy = policy
         self.compiled = policy.compiled
-        self.fast = FastValidator(self.compiled.program)
         self.at = at
         self.trace = trace
         self._serialized: dict[tuple[int, ...], str] = {}
@@ -279,7 +88,7 @@ class Decider:
         except (ValueError, RecursionError) as exc:
             return None, self._reject(line, raw, "invalid-json", reason=str(exc) or type(exc).__name__)
         try:
-            facts = validate_case(self.compiled, self.fast, case)
+            facts = self.compiled.validate(case)
         except CaseError as exc:
             problems = [{"path": path, "reason": reason} for path, reason in exc.problems]
             return None, self._reject(line, raw, "invalid-case", problems=problems)

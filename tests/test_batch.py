@@ -1,6 +1,7 @@
 """`policy batch`: the lines add up, order holds across workers, rejects say why, Ctrl-C leaves whole lines.
 
-Also: the fast validator accepts and rejects exactly what pydantic does, with the same facts.
+Also: validation (the runtime's generated reader for exact JSON, pydantic for the rest) accepts
+and rejects exactly what the pydantic case model does, with the same facts and problems.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ INTERRUPTED = re.compile(
     re.M,
 )
 
-# A policy with every fact type the fast validator handles: numbers, dates, sets of each,
+# A policy with every fact type the generated reader handles: numbers, dates, sets of each,
 # nested records (one required, one optional), an optional fact declared out of record order.
 TYPED_POLICY = """policy "typed"
   title "Typed facts"
@@ -160,15 +161,13 @@ def pydantic_validate(compiled: CompiledPolicy, case: Any) -> dict[str, Any]:
     return flat
 
 
-def assert_agree(compiled: CompiledPolicy, fast: batch.FastValidator, case: Any) -> None:
-    """The fast path accepts only what pydantic accepts, with equal facts in the same order; the
-    combined validator accepts and rejects exactly what pydantic does, with the same problems."""
+def assert_agree(compiled: CompiledPolicy, case: Any) -> None:
+    """`validate` accepts and rejects exactly what pydantic does, with equal facts (types included,
+    in declaration order) and the same problems."""
     expected = outcome(lambda c: pydantic_validate(compiled, c), case)
-    quick = fast(case)
-    if quick is not None:
-        assert ("accepted", canonical(quick)) == expected, case
-        assert list(quick) == list(compiled.program.facts)
-    assert outcome(lambda c: batch.validate_case(compiled, fast, c), case) == expected, case
+    assert outcome(compiled.validate, case) == expected, case
+    if expected[0] == "accepted":
+        assert list(compiled.validate(case)) == list(compiled.program.facts)
 
 
 def mutations(case: dict[str, Any], values: list[Any]) -> Iterator[Any]:
@@ -233,32 +232,32 @@ def summary_counts(stderr: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_fast_validator_agrees_on_bundled_policies(path: Path) -> None:
+def test_validation_agrees_with_pydantic_on_bundled_policies(path: Path) -> None:
     compiled = api.load(path).compiled
-    fast = batch.FastValidator(compiled.program)
     for case in fixture_cases()[::6]:  # a spread of cases; the value pool is what matters
         for variant in mutations(case, POOL):
-            assert_agree(compiled, fast, variant)
+            assert_agree(compiled, variant)
 
 
-def test_fast_validator_takes_every_fixture_case(policy: api.Policy) -> None:
-    """The fixture cases are the common case: none of them should need pydantic (the speed depends on it)."""
-    fast = batch.FastValidator(policy.compiled.program)
+def test_fixture_cases_skip_pydantic(policy: api.Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fixture cases are the common case: none of them should need pydantic (batch speed depends on it)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("pydantic was asked")
+
+    monkeypatch.setattr(policy.compiled.case_model, "model_validate", refuse)
     for case in fixture_cases():
-        assert fast(case) is not None, case
+        policy.compiled.validate(case)
 
 
-def test_fast_validator_agrees_on_numbers_dates_and_records(typed: CompiledPolicy) -> None:
-    fast = batch.FastValidator(typed.program)
-    assert fast(TYPED_CASE) is not None
+def test_validation_agrees_on_numbers_dates_and_records(typed: CompiledPolicy) -> None:
     for variant in mutations(TYPED_CASE, POOL):
-        assert_agree(typed, fast, variant)
+        assert_agree(typed, variant)
     # An optional record may be left out or null; the facts in it are then missing.
-    for extra in (None, {}):
-        case = {**TYPED_CASE, "extra": extra}
-        assert fast(case) is not None
-        assert_agree(typed, fast, case)
-    assert fast({k: v for k, v in TYPED_CASE.items() if k != "extra"}) is not None
+    for case in ({**TYPED_CASE, "extra": None}, {**TYPED_CASE, "extra": {}}):
+        assert_agree(typed, case)
+        assert typed.validate(case)["extra.more"] is None
+    assert_agree(typed, {k: v for k, v in TYPED_CASE.items() if k != "extra"})
 
 
 JSON = st.recursive(
@@ -271,8 +270,7 @@ JSON = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
-def test_fast_validator_agrees_on_arbitrary_json(typed: CompiledPolicy, data: st.DataObject) -> None:
-    fast = batch.FastValidator(typed.program)
+def test_validation_agrees_on_arbitrary_json(typed: CompiledPolicy, data: st.DataObject) -> None:
     case = copy.deepcopy(TYPED_CASE)
     for key in data.draw(st.lists(st.sampled_from([*TYPED_CASE, "party.kind", "party.flag"]), max_size=3)):
         target, _, sub = key.partition(".")
@@ -280,7 +278,7 @@ def test_fast_validator_agrees_on_arbitrary_json(typed: CompiledPolicy, data: st
             case[target][sub] = data.draw(JSON)
         else:
             case[key] = data.draw(JSON)
-    assert_agree(typed, fast, case)
+    assert_agree(typed, case)
 
 
 # ---------------------------------------------------------------------------
