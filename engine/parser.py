@@ -183,7 +183,7 @@ def _contextual_message(previous: str | None, expected: set[str]) -> tuple[str, 
         )
     if previous == "includes":
         return "expected a value, `any <...>` or `all <...>` after `includes`", None
-    if previous in _COMPARATORS and "NAME" in expected:
+    if previous in _COMPARATORS and "NAME" in expected and not (previous == "<" and "MORETHAN" in expected):
         return f"expected a value after `{previous}`", None
     if previous == "cite":
         return "expected a citation in double quotes after `cite`", 'for example `cite "15 CFR 742.7(b)(1)"`'
