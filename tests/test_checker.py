@@ -750,6 +750,13 @@ SYNTAX: dict[str, tuple[str, str, str | None, tuple[int, int], str]] = {
         (7, 6),
         "then",
     ),
+    "keyword used as an enumeration value": (
+        'enum Outcome "o" = <decide, other>\n',
+        "`decide` is a keyword and cannot be used as a name here",
+        "choose another name, for example with a suffix: `decide_value`",
+        (7, 21),
+        "decide",
+    ),
     "single quotes": (
         "rule r 'description'\n  if a then require x\n",
         "unexpected character `'`",
