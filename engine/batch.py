@@ -88,13 +88,13 @@ class Decider:
         except (ValueError, RecursionError) as exc:
             return None, self._reject(line, raw, "invalid-json", reason=str(exc) or type(exc).__name__)
         try:
-            facts = self.compiled.validate(case)
+            return _with_line(line, self._decision_json(self.compiled.validate(case))), None
         except CaseError as exc:
             problems = [{"path": path, "reason": reason} for path, reason in exc.problems]
             return None, self._reject(line, raw, "invalid-case", problems=problems)
-        try:
-            return _with_line(line, self._decision_json(facts)), None
-        except Exception as exc:  # a bug or an unforeseen value: reject the case, keep the stream going
+        except (
+            Exception
+        ) as exc:  # an engine bug on an unforeseen value: reject the case, keep the stream going
             return None, self._reject(line, raw, "evaluation-failed", reason=f"{type(exc).__name__}: {exc}")
 
     def _decision_json(self, facts: dict[str, Any]) -> str:

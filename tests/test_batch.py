@@ -521,3 +521,22 @@ def test_sample_lines_cycles_fixture_cases() -> None:
     with pytest.raises(json.JSONDecodeError):
         json.loads(lines[2])
     assert isinstance(json.loads(lines[0]), dict)
+
+
+def test_an_engine_error_rejects_the_case_and_the_run_goes_on(policy: api.Policy) -> None:
+    """A bug met on one odd case costs that case, not a million-line run."""
+    decider = batch.Decider(policy)
+    good = json.dumps(fixture_cases()[0]).encode()
+    original = decider._decision_json
+
+    def flaky(facts: dict[str, Any]) -> str:
+        if facts["eccn"] == "boom":
+            raise KeyError("boom")
+        return original(facts)
+
+    decider._decision_json = flaky  # type: ignore[method-assign]
+    odd = json.dumps({**fixture_cases()[0], "eccn": "boom"}).encode()
+    result = decider.decide_chunk(1, good + b"\n" + odd + b"\n" + good + b"\n")
+    assert (result.n_decisions, result.n_rejects) == (2, 1)
+    [reject] = [json.loads(line) for line in result.rejects.splitlines()]
+    assert reject["line"] == 2 and reject["error"] == "evaluation-failed" and "KeyError" in reject["reason"]
