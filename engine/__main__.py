@@ -1,5 +1,5 @@
 """`python -m engine` is the `policy` command."""
 
-from engine.cli import main
+from engine.entry import run
 
-main()
+run()

@@ -7,7 +7,10 @@ unchanged file twice compiles once.
 
 from __future__ import annotations
 
+import gc
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -86,9 +89,28 @@ def resolve_path(path: str | Path, *, version: str | None = None, at: date | Non
     return target
 
 
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Parsing builds hundreds of thousands of small objects that all stay alive; the cyclic
+    collector would scan them again and again (half the load time of a 10,000-rule policy).
+    Nothing built here is cyclic garbage, so collection waits until loading is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load(path: str | Path, *, version: str | None = None, at: date | None = None) -> Policy:
     """Check and compile a policy version; raises `PolicyError` with every diagnostic if it has errors."""
     file = resolve_path(path, version=version, at=at)
+    with _no_gc_pauses():
+        return _load_file(file)
+
+
+def _load_file(file: Path) -> Policy:
     result = check_file(file)
     if result.program is None or has_errors(result.diagnostics):
         raise PolicyError(result.diagnostics, result.sources)
@@ -121,7 +143,8 @@ def check(paths: Iterable[str | Path]) -> list[CheckResult]:
 
     results = []
     for file in policy_files(paths):
-        result = check_file(file)
+        with _no_gc_pauses():
+            result = check_file(file)
         if result.program is not None and not has_errors(result.diagnostics):
             result.diagnostics.extend(find_conflicts(CompiledPolicy(result.program)))
         results.append(result)
