@@ -9,15 +9,28 @@ pin what docs/trace-format.md promises: the fields, statuses and ordering guaran
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
 import engine
-from engine.models import TRACE_VERSION, Decision
+from engine.models import (
+    TRACE_VERSION,
+    ConditionTrace,
+    Conflict,
+    ConflictClaim,
+    Decision,
+    DecisionValue,
+    OutcomeItem,
+    RuleRef,
+    RuleStatus,
+    RuleTrace,
+    Trace,
+)
 from engine.render import format_value, render_decision, verdict
 from tests.conftest import LANGUAGE
 
@@ -242,3 +255,50 @@ def test_hostile_text_is_rendered_as_text(tmp_path: Path) -> None:
         out = render_decision(decision, fmt, explain=True)
         assert "{{ 7*7 }}" in out  # printed as written, not evaluated
         assert "{% for x in range(3) %}x{% endfor %}" in out
+
+
+# ---------------------------------------------------------------------------
+# docs/trace-format.md stays true
+
+TRACE_DOC = LANGUAGE.parent.parent / "docs" / "trace-format.md"
+
+
+def _doc_json_blocks() -> list[str]:
+    return re.findall(r"```json\n(.*?)```", TRACE_DOC.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_documented_example_is_what_the_engine_prints() -> None:
+    example, unknown_rule = _doc_json_blocks()
+    decision = decide("precedence.policy", "water-cannon-hong-kong")
+    assert example == render_decision(decision, "json", explain=True)
+    constructs = decide("constructs.policy", "surveillance-cameras-kenya-police")
+    assert constructs.trace is not None
+    (rule,) = [r for r in constructs.trace.rules if r.rule == "decimal-more"]
+    assert json.loads(unknown_rule) == rule.model_dump(mode="json")
+    assert "decimal-more" in constructs.unknown
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        Decision,
+        DecisionValue,
+        RuleRef,
+        OutcomeItem,
+        Conflict,
+        ConflictClaim,
+        Trace,
+        RuleTrace,
+        ConditionTrace,
+    ],
+)
+def test_every_field_is_documented(model: type) -> None:
+    text = TRACE_DOC.read_text(encoding="utf-8")
+    for name in model.model_fields:
+        assert f"`{name}`" in text, f"docs/trace-format.md does not describe `{model.__name__}.{name}`"
+
+
+def test_every_status_is_documented() -> None:
+    text = TRACE_DOC.read_text(encoding="utf-8")
+    for status in get_args(RuleStatus):
+        assert f"- `{status}`:" in text
