@@ -153,7 +153,7 @@ def _ref(name: str) -> s.Ref:
 
 
 LITERALS = st.one_of(
-    st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=8),
+    st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=["Cs"]), max_size=8),
     st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-1000, max_value=1000),
     st.dates(min_value=date(1900, 1, 1), max_value=date(2999, 12, 31)),
     st.booleans(),
@@ -177,12 +177,12 @@ PREDICATES = st.one_of(
 )
 
 
-def _flat(cls: type, items: list[s.Expr]) -> s.Expr:
+def _flat(cls: type[s.And] | type[s.Or], items: list[s.Expr]) -> s.Expr:
     """And/Or as the parser builds them: nested ones of the same kind are flattened."""
     out: list[s.Expr] = []
     for item in items:
-        out.extend(item.operands if isinstance(item, cls) else [item])  # type: ignore[attr-defined]
-    return cls(tuple(out))  # type: ignore[no-any-return]
+        out.extend(item.operands if isinstance(item, s.And | s.Or) and type(item) is cls else [item])
+    return cls(tuple(out))
 
 
 EXPRESSIONS = st.recursive(

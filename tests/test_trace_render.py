@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel
 from syrupy.assertion import SnapshotAssertion
 
 import engine
@@ -292,7 +293,7 @@ def test_the_documented_example_is_what_the_engine_prints() -> None:
         ConditionTrace,
     ],
 )
-def test_every_field_is_documented(model: type) -> None:
+def test_every_field_is_documented(model: type[BaseModel]) -> None:
     text = TRACE_DOC.read_text(encoding="utf-8")
     for name in model.model_fields:
         assert f"`{name}`" in text, f"docs/trace-format.md does not describe `{model.__name__}.{name}`"
