@@ -11,7 +11,7 @@ import gc
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ class Policy:
     compiled: CompiledPolicy
     path: Path
     warnings: tuple[Diagnostic, ...] = ()
+    at: date | None = None  # the date it was loaded for: the default evaluation date of `evaluate`
 
     @property
     def id(self) -> str:
@@ -48,8 +49,12 @@ class Policy:
         return self.compiled.info
 
     def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
-        """Decide one case (a dict of facts). Raises `CaseError` for invalid input."""
-        return self.compiled.evaluate(case, trace=trace, at=at)
+        """Decide one case (a dict of facts). Raises `CaseError` for invalid input.
+
+        Reference tables are read as of `at`, else the date given to `load`, else the version's
+        effective date.
+        """
+        return self.compiled.evaluate(case, trace=trace, at=at or self.at)
 
     def decide_trusted(self, case: Mapping[str, Any], *, at: date | None = None) -> Resolution:
         """The raw path for cases your own code produced and vouches for: no validation, no models.
@@ -57,11 +62,11 @@ class Policy:
         Returns the cached `Resolution` (decision values, obligations, fired rules). Sets may be
         lists, dates must be `datetime.date`. Undefined for invalid input: use `evaluate` then.
         """
-        return self.compiled.decide_trusted(case, at=at)
+        return self.compiled.decide_trusted(case, at=at or self.at)
 
     def explain_trusted(self, case: Mapping[str, Any], *, at: date | None = None) -> RawTrace:
         """Every condition's value for a trusted case, before building the pydantic trace."""
-        return self.compiled.explain_trusted(case, at=at)
+        return self.compiled.explain_trusted(case, at=at or self.at)
 
     def validate(self, case: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a case without deciding it; returns the normalised facts."""
@@ -106,7 +111,8 @@ def load(path: str | Path, *, version: str | None = None, at: date | None = None
     """Check and compile a policy version; raises `PolicyError` with every diagnostic if it has errors."""
     file = resolve_path(path, version=version, at=at)
     with _no_gc_pauses():
-        return _load_file(file)
+        policy = _load_file(file)
+    return policy if at is None else replace(policy, at=at)
 
 
 def _load_file(file: Path) -> Policy:

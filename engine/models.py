@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
 
 from engine import program as p
 
@@ -155,7 +155,9 @@ def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
         values = enums[fact.type.enum or ""]
         base = Literal[values] if values else str
     else:
-        base = {"boolean": bool, "number": Decimal, "string": str, "date": date}[fact.type.base]
+        # Booleans and strings are strict: "yes", 1 or "off" are not booleans, 12 is not a string.
+        # Numbers may be JSON numbers or decimal strings ("12.50"), dates ISO strings.
+        base = {"boolean": StrictBool, "number": Decimal, "string": StrictStr, "date": date}[fact.type.base]
     if fact.type.is_set:
         base = list[base]
     return Optional[base] if fact.optional else base  # noqa: UP045 - built at run time
