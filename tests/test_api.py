@@ -56,7 +56,8 @@ def test_load_a_file_or_a_folder() -> None:
     by_file = engine.load(LANGUAGE / "demo" / "2020-10-06.policy")
     by_folder = engine.load(LANGUAGE / "demo", version="2020-10-06")
     by_date = engine.load(LANGUAGE / "demo", at=datetime.date(2020, 12, 1))
-    assert by_file is by_folder is by_date
+    assert by_file.compiled is by_folder.compiled is by_date.compiled  # one compiled object, cached
+    assert by_date.at == datetime.date(2020, 12, 1)  # loaded for a date: evaluates as of that date
     assert by_file.path.resolve() == LANGUAGE / "demo" / "2020-10-06.policy"
 
 
