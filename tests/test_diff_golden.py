@@ -46,7 +46,7 @@ class MarkdownReport(TextReport):
 
 
 class JsonReport(TextReport):
-    file_extension = "json"
+    file_extension = "json.txt"  # not *.json: the golden-trace extension claims those in a full run
 
 
 EXTENSIONS = {"text": TextReport, "md": MarkdownReport, "json": JsonReport}

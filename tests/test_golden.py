@@ -119,6 +119,8 @@ class GoldenTraceExtension(JSONSnapshotExtension):
 
     @classmethod
     def matches_test_location(cls, *, test_location: PyTestLocation, snapshot_location: str) -> bool:
+        if "[" not in test_location.snapshot_name_parametrized:  # another test file's snapshot
+            return False
         return Path(snapshot_location) == Path(cls.get_location(test_location=test_location, index=0))
 
 
