@@ -235,7 +235,9 @@ class CompiledPolicy:
         unknown = tuple(sorted(~i for i in key if i < 0))
         effective: set[int] = set()
         overridden_by: dict[int, tuple[int, ...]] = {}
-        for i in sorted(fired_set, key=self._rank.__getitem__):  # only the fired rules: O(fired), not O(rules)
+        for i in sorted(
+            fired_set, key=self._rank.__getitem__
+        ):  # only the fired rules: O(fired), not O(rules)
             winners = tuple(o for o in self._overriders[i] if o in effective)
             if winners:
                 overridden_by[i] = winners
