@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import api
@@ -32,7 +32,7 @@ from engine import syntax as s
 from engine.errors import CaseError, UsageError
 from engine.models import ConditionTrace, Decision, OutcomeItem, RuleRef, RuleStatus, RuleTrace
 from engine.registry import VersionEntry, read_versions, select_version
-from engine.render import format_value
+from engine.render import format_value, new_environment
 
 #: Bumped when a field of the JSON report changes meaning or disappears (additions keep it).
 DIFF_VERSION = 1
@@ -1003,15 +1003,7 @@ def _defined(value: Any, defined: bool) -> str:
 @cache
 def environment(html: bool = False) -> Environment:
     """jinja2 for the diff reports; HTML escapes everything, the plain formats nothing."""
-    env = Environment(
-        loader=PackageLoader("engine", "templates"),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=html,
-    )
-    env.filters["value"] = format_value
+    env = new_environment(autoescape=html)
     env.filters["refs"] = rule_refs
     env.filters["status"] = status_text
     env.filters["label"] = transition_label

@@ -18,19 +18,24 @@ from engine.models import ConditionTrace, Decision, RuleTrace
 FORMATS = ("text", "json", "md")
 
 
-@cache
-def environment() -> Environment:
-    """One jinja2 environment for all reports (templates ship inside the package)."""
+def new_environment(autoescape: bool = False) -> Environment:
+    """A jinja2 environment over the package's templates, set up the way every report needs."""
     env = Environment(
         loader=PackageLoader("engine", "templates"),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=autoescape,
     )
     env.filters["value"] = format_value
     return env
+
+
+@cache
+def environment() -> Environment:
+    """The environment of the decision reports (templates ship inside the package)."""
+    return new_environment()
 
 
 def format_value(value: Any) -> str:
