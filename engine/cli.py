@@ -18,6 +18,7 @@ import click
 
 from engine import api
 from engine.errors import CaseError, Diagnostic, PolicyError, UsageError, render_all
+from engine.escape import excerpt, terminal
 from engine.parser import parse
 from engine.render import FORMATS, render_decision
 from engine.syntax import to_data
@@ -39,9 +40,9 @@ def report_policy_error(exc: PolicyError) -> NoReturn:
 
 
 def report_case_error(exc: CaseError, source: str) -> NoReturn:
-    click.echo(f"error[invalid-case]: {source} does not match the policy's facts", err=True)
+    click.echo(f"error[invalid-case]: {terminal(source)} does not match the policy's facts", err=True)
     for path, reason in exc.problems:
-        click.echo(f"  {path}: {reason}", err=True)
+        click.echo(f"  {excerpt(path, 200)}: {excerpt(reason, 400)}", err=True)
     click.echo("  = help: `policy schema POLICY` prints the expected input", err=True)
     sys.exit(1)
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from jinja2 import Environment
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import api
+from engine import api, escape
 from engine import program as p
 from engine import syntax as s
 from engine.errors import CaseError, UsageError
@@ -894,7 +894,9 @@ _COLOURS = {"add": "32", "remove": "31", "change": "33", "head": "1", "dim": "2"
 
 def _painter(color: bool) -> Callable[[str, str], str]:
     def paint(text: str, style: str) -> str:
-        return f"\x1b[{_COLOURS[style]}m{text}\x1b[0m" if color and text else text
+        if color and text:
+            return escape.trusted(f"\x1b[{_COLOURS[style]}m{escape.terminal(text)}\x1b[0m")
+        return text
 
     return paint
 
@@ -1044,7 +1046,7 @@ def render_markdown(report: DiffReport) -> str:
 
 def render_json(report: DiffReport) -> str:
     """The stable JSON report: the model's dump (docs/diff-format.md)."""
-    return json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    return escape.json_text(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False)) + "\n"
 
 
 def render_html(report: DiffReport) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.escape import terminal
+
 
 class Severity(str, Enum):
     """How bad a finding is: errors stop compilation, warnings and notes do not."""
@@ -135,6 +137,18 @@ def _source_line(sources: Mapping[str, str], file: str, line: int) -> str | None
     return None
 
 
+TAB_WIDTH = 4
+
+
+def _displayed(line: str, start: int, end: int) -> tuple[str, str, str]:
+    """A source line as printed (tabs expanded, controls escaped), and the parts before and under
+    the columns `start`..`end` (1-based, end exclusive), so the underline lines up with the text."""
+    expanded = line.expandtabs(TAB_WIDTH)
+    first = len(line[: start - 1].expandtabs(TAB_WIDTH))
+    last = len(line[: end - 1].expandtabs(TAB_WIDTH))
+    return terminal(expanded), terminal(expanded[:first]), terminal(expanded[first:last])
+
+
 def _paint(text: str, code: str, color: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if color else text
 
@@ -148,20 +162,21 @@ def render(diagnostic: Diagnostic, sources: Mapping[str, str] | None = None, col
     head = _paint(
         f"{diagnostic.severity.value}[{diagnostic.code}]", _SEVERITY_COLOR[diagnostic.severity], color
     )
-    out = [f"{head}: {diagnostic.message}", f"  --> {diagnostic.location}"]
+    out = [f"{head}: {terminal(diagnostic.message)}", f"  --> {terminal(diagnostic.location)}"]
     line_text = _source_line(sources, diagnostic.file, diagnostic.line) if diagnostic.line > 0 else None
     if line_text is not None:
         gutter = str(diagnostic.line)
         pad = " " * len(gutter)
         start = max(diagnostic.column, 1)
         if diagnostic.end_line == diagnostic.line and diagnostic.end_column > start:
-            width = diagnostic.end_column - start
+            end = diagnostic.end_column
         else:
-            width = max(len(line_text) - start + 1, 1)
-        underline = " " * (start - 1) + "^" * width
-        out += [f"{pad} |", f"{gutter} | {line_text}", f"{pad} | {_paint(underline, '1;31', color)}"]
+            end = max(len(line_text) + 1, start + 1)
+        shown, before, marked = _displayed(line_text, start, end)
+        underline = " " * len(before) + "^" * max(len(marked), 1)
+        out += [f"{pad} |", f"{gutter} | {shown}", f"{pad} | {_paint(underline, '1;31', color)}"]
     if diagnostic.help:
-        out.append(f"  = help: {diagnostic.help}")
+        out.append(f"  = help: {terminal(diagnostic.help)}")
     return "\n".join(out)
 
 

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
+from engine import escape
 from engine import program as p
 from engine import syntax as s
 from engine.checker import check_file
@@ -560,10 +563,13 @@ def site_view(policies: list[PolicyDoc], site: Site) -> dict[str, Any]:
     }
 
 
-def generated_mark(source: Path, site: Site) -> str:
+def generated_mark(source: Path, site: Site) -> Markup:
     """The first line of every generated page: what it was made from, and not to edit it."""
     where = display_path(source, site.base)
-    return f"{GENERATED_MARK} from {where}: do not edit; change the source and run `policy docs`. -->"
+    where = escape.markdown(where).replace("--", "-\u2010")  # nothing user-named can close the comment
+    return escape.trusted(
+        f"{GENERATED_MARK} from {where}: do not edit; change the source and run `policy docs`. -->"
+    )
 
 
 # ---------------------------------------------------------------------------

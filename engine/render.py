@@ -13,22 +13,33 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from engine import escape
 from engine.models import ConditionTrace, Decision, RuleTrace
 
 FORMATS = ("text", "json", "md")
 
 
-def new_environment(autoescape: bool = False) -> Environment:
-    """A jinja2 environment over the package's templates, set up the way every report needs."""
+def new_environment(autoescape: bool = True) -> Environment:
+    """A jinja2 environment over the package's templates, set up the way every report needs.
+
+    Every `{{ value }}` is escaped for the template's format by `engine.escape.finalize`
+    (terminal text, Markdown or HTML, told apart by the template's file name); `autoescape`
+    is on so that text the engine composed itself (`Markup`, macro output) is not escaped twice.
+    The argument is kept for callers that passed it; escaping is never switched off.
+    """
     env = Environment(
         loader=PackageLoader("engine", "templates"),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=autoescape,
+        autoescape=True,
+        finalize=escape.finalize,
     )
     env.filters["value"] = format_value
+    env.filters["e"] = env.filters["escape"] = escape.escape_filter
+    env.filters["code"] = escape.code
+    env.filters["fenced"] = escape.fenced
     return env
 
 
@@ -174,7 +185,10 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
 def render_decision(decision: Decision, fmt: str = "text", explain: bool = False) -> str:
     """Render a decision as text, JSON or Markdown."""
     if fmt == "json":
-        return json.dumps(decision.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        return (
+            escape.json_text(json.dumps(decision.model_dump(mode="json"), indent=2, ensure_ascii=False))
+            + "\n"
+        )
     template = {"text": "decision.txt.j2", "md": "decision.md.j2"}[fmt]
     text = environment().get_template(template).render(**view(decision, explain))
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"

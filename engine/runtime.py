@@ -8,8 +8,10 @@ rules fired, so it is computed once per distinct set of fired rules and cached.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,7 +21,8 @@ from pydantic import ValidationError
 from engine import program as p
 from engine import syntax as s
 from engine.compiler import CompiledRules, Tables, compile_program
-from engine.errors import CaseError
+from engine.errors import CaseError, did_you_mean
+from engine.escape import excerpt
 from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
@@ -126,7 +129,7 @@ class CompiledPolicy:
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([_problem(e) for e in exc.errors()]) from None
+            raise CaseError([_problem(e, self._known_keys) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -419,6 +422,18 @@ class CompiledPolicy:
         )
 
     # -- input ---------------------------------------------------------------------------
+    def _known_keys(self, record: tuple[Any, ...]) -> list[str]:
+        """The keys a case may hold at one record level (for a did-you-mean on an unknown key)."""
+        prefix = [str(part) for part in record if not isinstance(part, int)]
+        depth = len(prefix)
+        return sorted(
+            {
+                parts[depth]
+                for parts in (path.split(".") for path in self.program.facts)
+                if len(parts) > depth and parts[:depth] == prefix
+            }
+        )
+
     def _flatten(self, dumped: dict[str, Any]) -> dict[str, Any]:
         """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
         flat: dict[str, Any] = {}
@@ -449,18 +464,41 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
     }
 
 
-def _problem(error: Any) -> tuple[str, str]:
-    """One pydantic error as (field path, reason in plain words)."""
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic location as the case JSON spells it: `end_user.type`, `items[2]`.
+
+    A key that is not a plain name (the empty key, spaces, dots) is shown quoted, `[""]`, so
+    the empty key is never mistaken for the whole case; only an empty location is `(case)`.
+    """
     path = ""
-    for part in error.get("loc", ()):
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    path = path or "(case)"
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(str(part)):
+            path += f".{part}" if path else str(part)
+        else:
+            path += "[" + excerpt(json.dumps(str(part), ensure_ascii=False), 60) + "]"
+    return path or "(case)"
+
+
+def _problem(error: Any, known_keys: Callable[[tuple[Any, ...]], list[str]] | None = None) -> tuple[str, str]:
+    """One pydantic error as (field path, reason in plain words); the input value is never
+    repeated whole (a bad value may be megabytes) nor raw (it may hold terminal escapes)."""
+    loc = tuple(error.get("loc", ()))
+    path = field_path(loc)
     kind = error.get("type", "")
     if kind == "missing":
         return path, "is required but missing"
     if kind == "extra_forbidden":
-        return path, "is not a fact of this policy"
+        hint = did_you_mean(str(loc[-1]), known_keys(loc[:-1])) if known_keys and loc else None
+        return path, "is not a fact of this policy" + (f"; {hint}" if hint else "")
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return path, f"{error.get('input')!r} is not one of the allowed values ({expected})"
-    return path, error.get("msg", "is invalid")
+        return (
+            path,
+            f"{excerpt(repr(error.get('input')))} is not one of the allowed values ({excerpt(expected, 400)})",
+        )
+    return path, excerpt(error.get("msg", "is invalid"), 200)
