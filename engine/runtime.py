@@ -23,6 +23,7 @@ from engine import syntax as s
 from engine.compiler import CompiledRules, Tables, compile_program
 from engine.errors import CaseError, did_you_mean
 from engine.escape import excerpt
+from engine.frozen import FrozenDict, frozen_dict, frozen_list
 from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
@@ -47,8 +48,8 @@ class Resolution:
 
     effective: tuple[int, ...]
     unknown: tuple[int, ...]
-    overridden_by: dict[int, tuple[int, ...]]
-    decisions: dict[str, DecisionValue]
+    overridden_by: FrozenDict[int, tuple[int, ...]]  # read-only, like everything in it: a Resolution
+    decisions: FrozenDict[str, DecisionValue]  # is shared by every caller with the same fired rules
     obligations: tuple[OutcomeItem, ...]
     recommendations: tuple[OutcomeItem, ...]
     conflicts: tuple[Conflict, ...]
@@ -87,7 +88,8 @@ class CompiledPolicy:
         self._accept, self._trusted = compile_inputs(program)
         self._decide_case = self.rules.decide_case
         self._rule_refs = tuple(
-            RuleRef(rule=r.id, citations=list(r.citations), description=r.description) for r in program.rules
+            RuleRef.model_construct(rule=r.id, citations=frozen_list(r.citations), description=r.description)
+            for r in program.rules
         )
         self._overriders = self._overrider_index()
         self._order = self._precedence_order()
@@ -252,8 +254,8 @@ class CompiledPolicy:
         return Resolution(
             effective=ordered,
             unknown=unknown,
-            overridden_by=overridden_by,
-            decisions=decisions,
+            overridden_by=frozen_dict(overridden_by),
+            decisions=frozen_dict(decisions),
             obligations=self._accumulate(ordered, "require"),
             recommendations=self._accumulate(ordered, "recommend"),
             conflicts=conflicts,
@@ -275,22 +277,22 @@ class CompiledPolicy:
             pending = [self._rule_refs[i] for i in unknown if self._decides(i, name)]
             rules = [self._rule_refs[i] for i, _ in claims[name]]
             if not values:
-                decisions[name] = DecisionValue(value=info.default, default=True, undetermined_by=pending)
+                decisions[name] = _value(info.default, [], pending, default=True)
             elif len(values) == 1:
-                decisions[name] = DecisionValue(value=values.pop(), rules=rules, undetermined_by=pending)
+                decisions[name] = _value(values.pop(), rules, pending)
             else:
-                decisions[name] = DecisionValue(value=None, rules=rules, undetermined_by=pending)
+                decisions[name] = _value(None, rules, pending)
                 conflicts.append(
-                    Conflict(
+                    Conflict.model_construct(
                         decision=name,
-                        claims=[
-                            ConflictClaim(
+                        claims=frozen_list(
+                            ConflictClaim.model_construct(
                                 rule=self.program.rules[i].id,
                                 value=v,
-                                citations=list(self.program.rules[i].citations),
+                                citations=frozen_list(self.program.rules[i].citations),
                             )
                             for i, v in claims[name]
-                        ],
+                        ),
                     )
                 )
         return decisions, tuple(conflicts)
@@ -312,11 +314,11 @@ class CompiledPolicy:
             else:
                 description, citations = self.program.recommendations[name]
             items.append(
-                OutcomeItem(
+                OutcomeItem.model_construct(
                     name=name,
                     description=description,
-                    citations=list(citations),
-                    rules=[self._rule_refs[i] for i in rules],
+                    citations=frozen_list(citations),
+                    rules=frozen_list(self._rule_refs[i] for i in rules),
                 )
             )
         return tuple(items)
@@ -331,11 +333,11 @@ class CompiledPolicy:
             content_hash=self.content_hash,
             evaluated_at=when,
             decisions=resolution.decisions,
-            obligations=list(resolution.obligations),
-            recommendations=list(resolution.recommendations),
-            conflicts=list(resolution.conflicts),
-            fired=list(resolution.fired_ids),
-            unknown=[self.program.rules[i].id for i in resolution.unknown],
+            obligations=frozen_list(resolution.obligations),
+            recommendations=frozen_list(resolution.recommendations),
+            conflicts=frozen_list(resolution.conflicts),
+            fired=frozen_list(resolution.fired_ids),
+            unknown=frozen_list(self.program.rules[i].id for i in resolution.unknown),
             trace=trace,
         )
 
@@ -445,6 +447,15 @@ class CompiledPolicy:
                 value = frozenset(value)
             flat[path] = value
         return flat
+
+
+def _value(
+    value: str | None, rules: list[RuleRef], pending: list[RuleRef], default: bool = False
+) -> DecisionValue:
+    """A decision value as the caches share it: read-only lists (engine/frozen.py)."""
+    return DecisionValue.model_construct(
+        value=value, default=default, rules=frozen_list(rules), undetermined_by=frozen_list(pending)
+    )
 
 
 _KIND: dict[type, ConditionKind] = {p.AndNode: "and", p.OrNode: "or", p.NotNode: "not"}
