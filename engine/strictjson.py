@@ -235,10 +235,10 @@ def parse(data: str | bytes, source: str = "<input>", limits: Limits = DEFAULT) 
             parse_constant=hooks.constant,
         )
     except json.JSONDecodeError as exc:
-        help = "JSON strings use double quotes; no trailing commas; no comments"
+        hint = "JSON strings use double quotes; no trailing commas; no comments"
         if text[exc.pos : exc.pos + 1] == BOM:
-            help = "a byte order mark (BOM) may only start a file"
-        raise JsonError("invalid-json", exc.msg, source, exc.lineno, exc.colno, help) from None
+            hint = "a byte order mark (BOM) may only start a file"
+        raise JsonError("invalid-json", exc.msg, source, exc.lineno, exc.colno, hint) from None
     except RecursionError:  # deeper than the interpreter allows, despite the scan: still located
         raise JsonError("too-deep", "nested too deeply", source, 1, 1) from None
     if hooks.problem is not None:
