@@ -30,7 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engine import api
+from engine import api, strictjson
 from engine.errors import CaseError
 
 CHUNK_BYTES = 1 << 19
@@ -77,16 +77,14 @@ class Decider:
 
     def decide_line(self, raw: bytes, line: int) -> tuple[str | None, str | None]:
         """(decision line, None) or (None, reject line) for one non-blank input line."""
-        try:
-            case = json.loads(raw[:-1] if raw.endswith(b"\r") else raw)
-        except UnicodeDecodeError as exc:
-            return None, self._reject(
-                line, raw, "invalid-json", reason=f"not UTF-8 text ({exc.reason})", column=exc.start + 1
-            )
-        except json.JSONDecodeError as exc:
-            return None, self._reject(line, raw, "invalid-json", reason=exc.msg, column=exc.colno)
-        except (ValueError, RecursionError) as exc:
-            return None, self._reject(line, raw, "invalid-json", reason=str(exc) or type(exc).__name__)
+        if raw.startswith(TOO_LONG):
+            length = raw[len(TOO_LONG) :].decode("ascii", "replace")
+            reason = f"the line is {length} bytes long, more than the {MAX_LINE_BYTES:,} a case may have"
+            return None, self._reject(line, b"", "line-too-long", reason=reason)
+        try:  # the same strict reader as `policy eval` (engine/strictjson.py)
+            case = strictjson.parse(raw[:-1] if raw.endswith(b"\r") else raw, f"line {line}")
+        except strictjson.JsonError as exc:
+            return None, self._reject(line, raw, "invalid-json", reason=exc.message, column=exc.column)
         try:
             return _with_line(line, self._decision_json(self.compiled.validate(case))), None
         except CaseError as exc:
@@ -200,6 +198,7 @@ class Summary:
     bytes_read: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    fault: str | None = None  # why writing stopped (e.g. "No space left on device"), if it did
 
     def add(self, result: ChunkResult, size: int) -> None:
         self.lines += result.n_lines
@@ -214,29 +213,59 @@ class Summary:
         return self.lines / self.seconds if self.seconds > 0 else 0.0
 
 
-def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+MAX_LINE_BYTES = strictjson.DEFAULT.max_bytes
+"""The longest input line kept: a longer one is skipped as it streams past (never held whole)
+and rejected as `line-too-long`, so memory stays bounded whatever the input."""
+
+TOO_LONG = b"\x00policy-batch:line-too-long:"
+"""Stands in for a skipped over-long line inside a block (no JSON text starts with NUL)."""
+
+
+def read_chunks(
+    stream: BinaryIO, size: int = CHUNK_BYTES, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes]]:
     """(first line number, block of whole lines) for consecutive blocks of about `size` bytes.
 
     One bytes object per block, not one per line, keeps the main process's share of the
     work small. `read1` returns what is available, so a slow producer's lines are decided
-    as they come; a partial last line waits for its end (or for the end of the input).
+    as they come; a partial last line waits for its end (or for the end of the input). A line
+    longer than `max_line` is not buffered: it is read past and replaced by a `TOO_LONG` marker.
     """
     read = getattr(stream, "read1", stream.read)
     carry: list[bytes] = []
+    carried = 0
+    skipped = -1  # bytes of an over-long line read past so far; -1 when not inside one
     first = 1
     while True:
         data = read(size)
         if not data:
             break
+        if skipped >= 0:
+            end = data.find(b"\n")
+            if end < 0:
+                skipped += len(data)
+                continue
+            yield first, TOO_LONG + str(skipped + end).encode() + b"\n"
+            first += 1
+            skipped = -1
+            data = data[end + 1 :]
+            if not data:
+                continue
         cut = data.rfind(b"\n") + 1
         if cut == 0:  # no line ends here: a long line, keep reading
             carry.append(data)
+            carried += len(data)
+            if carried > max_line:
+                skipped, carry, carried = carried, [], 0
             continue
         block = b"".join([*carry, data[:cut]]) if carry else data[:cut]
         carry = [data[cut:]] if cut < len(data) else []
+        carried = len(carry[0]) if carry else 0
         yield first, block
         first += block.count(b"\n")
-    if carry:
+    if skipped >= 0:
+        yield first, TOO_LONG + str(skipped).encode()
+    elif carry:
         yield first, b"".join(carry)
 
 
@@ -254,16 +283,24 @@ class InterruptGuard:
         self.writing = False
         self.pending = False
         self.previous: Any = None
+        self.previous_term: Any = None
 
     def __enter__(self) -> InterruptGuard:
         if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self.previous = signal.signal(signal.SIGINT, self._handle)
+        # SIGTERM (a service manager stopping the job, `kill PID`) is an interrupt too, where
+        # nobody else has claimed it: the same clean stop, the same summary.
+        if _in_main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self.previous_term = signal.signal(signal.SIGTERM, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
+        if self.previous_term is not None:
+            signal.signal(signal.SIGTERM, self.previous_term)
+            self.previous_term = None
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.writing:
@@ -303,14 +340,25 @@ class Writer:
 
     def write(self, result: ChunkResult, size: int) -> None:
         with self.guard.writing_chunk():
-            if result.decisions:
-                self.out.write(result.decisions)
-            if result.rejects:
-                self.rejects.write(result.rejects)
-            self.out.flush()
-            self.rejects.flush()
+            try:
+                if result.decisions:
+                    self.out.write(result.decisions)
+                if result.rejects:
+                    self.rejects.write(result.rejects)
+                self.out.flush()
+                self.rejects.flush()
+            except OSError as exc:  # a full disk, a quota, an I/O error: stop, and say how far it got
+                raise OutputFault(exc) from None
             self.summary.add(result, size)
         self.progress(self.summary)
+
+
+class OutputFault(Exception):
+    """Writing an output failed; the run stops and `Summary.fault` says why."""
+
+    def __init__(self, error: OSError):
+        self.error = error
+        super().__init__(error.strerror or str(error))
 
 
 def _run_inline(decider: Decider, chunks: Iterator[tuple[int, bytes]], writer: Writer) -> None:
@@ -397,6 +445,8 @@ def run(
                 _run_pool(policy, at, trace, workers, chunks, writer)
         except KeyboardInterrupt:
             summary.interrupted = True
+        except OutputFault as exc:
+            summary.fault = str(exc)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from engine import api
+from engine import api, strictjson
 from engine.errors import CaseError, Diagnostic, PolicyError, UsageError, render_all
 from engine.escape import excerpt, terminal
 from engine.parser import parse
@@ -89,22 +89,32 @@ def load_policy(path: str, version: str | None, at: date | None) -> api.Policy:
 
 
 def read_case(source: str) -> dict[str, Any]:
-    """A case from a JSON file or `-` (stdin); bad JSON is a located error, exit 1."""
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"error: cannot read case `{source}`: {exc.strerror}", err=True)
-        sys.exit(1)
+    """A case from a JSON file or `-` (stdin), read by the strict reader (engine/strictjson.py):
+    bad bytes, bad JSON, repeated keys and out-of-limit values are located errors, exit 1."""
     name = "<stdin>" if source == "-" else source
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        click.echo(f"error[invalid-json]: {name}:{exc.lineno}:{exc.colno}: {exc.msg}", err=True)
-        sys.exit(1)
+        if source == "-":
+            data: Any = strictjson.parse(sys.stdin.buffer.read(strictjson.DEFAULT.max_bytes + 1), name)
+        else:
+            data = strictjson.read(source)
+    except strictjson.JsonError as exc:
+        if exc.code == "cannot-read":
+            reason = exc.message.removeprefix("cannot read the file: ")
+            click.echo(f"error: cannot read case `{terminal(source)}`: {reason}", err=True)
+            sys.exit(1)
+        report_json_error(exc)
     if not isinstance(data, dict):
-        click.echo(f"error[invalid-case]: {name}: a case is a JSON object of facts", err=True)
+        click.echo(f"error[invalid-case]: {terminal(name)}: a case is a JSON object of facts", err=True)
         sys.exit(1)
     return data
+
+
+def report_json_error(exc: strictjson.JsonError) -> NoReturn:
+    """A case file the strict reader refused: code, location, reason, help; exit 1."""
+    click.echo(f"error[{exc.code}]: {terminal(exc.location)}: {terminal(exc.message)}", err=True)
+    if exc.help:
+        click.echo(f"  = help: {exc.help}", err=True)
+    sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

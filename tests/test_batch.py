@@ -450,9 +450,20 @@ def start_batch(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
     )
 
 
+def in_progress(path: Path) -> bytes:
+    """What a running batch has written so far for `path`: its temporary file beside it (outputs
+    are renamed into place when the run ends, docs/batch.md), or the file itself once it has."""
+    for candidate in [*path.parent.glob(f".{path.name}.*.partial"), path]:
+        try:
+            return candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+    return b""
+
+
 def wait_for_output(path: Path, child: subprocess.Popen[bytes]) -> None:
     """Until the child has written its first chunk (or ended, which the caller's asserts catch)."""
-    while (not path.exists() or path.stat().st_size == 0) and child.poll() is None:
+    while not in_progress(path) and child.poll() is None:
         time.sleep(0.01)
 
 
@@ -496,7 +507,7 @@ def test_ctrl_c_while_waiting_for_stdin(tmp_path: Path) -> None:
     lines = list(batch.sample_lines(ROOT / "fixtures/cases", 2000, malformed_every=100))
     child.stdin.write("".join(line + "\n" for line in lines).encode() + b'{"eccn": ')
     child.stdin.flush()
-    while child.poll() is None and (not out.exists() or out.read_bytes().count(b"\n") < 1980):
+    while child.poll() is None and in_progress(out).count(b"\n") < 1980:
         time.sleep(0.01)
     child.send_signal(signal.SIGINT)
     assert assert_interrupted_cleanly(child, out, rejects) == 2000

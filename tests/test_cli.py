@@ -216,7 +216,7 @@ def test_case_from_stdin() -> None:
 def test_bad_json_is_located() -> None:
     result = run("eval", DEMO, "-", stdin='{"eccn": "0A978",\n  "quantity": }\n')
     assert result.exit_code == 1
-    assert result.stderr == "error[invalid-json]: <stdin>:2:15: Expecting value\n"
+    assert result.stderr.startswith("error[invalid-json]: <stdin>:2:15: Expecting value\n  = help: ")
 
 
 def test_bad_json_in_a_file_names_the_file(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import click
 
@@ -67,14 +68,85 @@ def _open_input(cases: str) -> Iterator[tuple[BinaryIO, int | None]]:
         yield handle, size or None
 
 
+class OutputError(Exception):
+    """An output location that cannot be written (a folder, read-only, missing, full)."""
+
+
+class Output:
+    """One output file, written to a temporary file beside its final name (docs/batch.md).
+
+    Nothing at the final name is touched until `commit`: a run that fails to open its other
+    output, or stops on a write fault, leaves the previous file exactly as it was. `commit`
+    renames the temporary file into place (atomic on POSIX: a reader sees the old file or the
+    new one, never a mix). `-` is stdout, written directly.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.temp: str | None = None
+        self.handle: BinaryIO | None = None
+
+    def open(self) -> BinaryIO:
+        if self.path == "-":
+            self.handle = sys.stdout.buffer
+            return self.handle
+        target = Path(self.path)
+        if target.is_dir():
+            raise OutputError(f"cannot write `{self.path}`: it is a folder", "give a file name")
+        if not target.parent.is_dir():
+            raise OutputError(
+                f"cannot write `{self.path}`: the folder `{target.parent}` does not exist", "create it first"
+            )
+        if target.exists() and not os.access(target, os.W_OK):
+            raise OutputError(f"cannot write `{self.path}`: the file is read-only")
+        try:
+            fd, self.temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        except OSError as exc:
+            raise OutputError(f"cannot write in `{target.parent}`: {exc.strerror}") from None
+        os.chmod(self.temp, target.stat().st_mode & 0o7777 if target.exists() else _default_mode())
+        self.handle = os.fdopen(fd, "wb")
+        return self.handle
+
+    def commit(self) -> None:
+        """Close and move the new content into place."""
+        if self.handle is None or self.temp is None:
+            return
+        self.handle.close()
+        os.replace(self.temp, self.path)
+        self.temp = None
+
+    def discard(self) -> None:
+        """Close and delete the temporary file; the final name keeps what it had."""
+        if self.handle is not None and self.temp is not None:
+            with contextlib.suppress(OSError):
+                self.handle.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp)
+            self.temp = None
+
+
+def _default_mode() -> int:
+    """The mode `open()` would give a new file (0o666 less the umask); mkstemp's is 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
-def _open_output(path: str) -> Iterator[BinaryIO]:
-    """Write straight to the final name (not a temporary file): partial output survives an interrupt."""
-    if path == "-":
-        yield sys.stdout.buffer
-        return
-    with open(path, "wb") as handle:
-        yield handle
+def _open_outputs(*paths: str) -> Iterator[list[Output]]:
+    """Open every output (as temporaries) before writing any; on any exception discard them all.
+
+    The caller commits them (success, or an interrupt: the clean prefix is kept, as documented)
+    or leaves them to be discarded (a write fault: the previous files stay as they were).
+    """
+    outputs = [Output(path) for path in paths]
+    try:
+        for output in outputs:
+            output.open()
+        yield outputs
+    finally:
+        for output in outputs:
+            output.discard()
 
 
 def _counts(summary: batch.Summary) -> str:
@@ -84,12 +156,28 @@ def _counts(summary: batch.Summary) -> str:
     return text
 
 
-def _report(summary: batch.Summary, rejects_path: str) -> None:
+def _report(summary: batch.Summary, rejects_path: str, output: str = "", cases: str = "") -> None:
     """The closing line: lines = decisions + rejects + blank, always, with the time taken."""
+    if summary.fault is not None:
+        click.echo(
+            f"error: cannot write the output: {summary.fault}; stopped after {summary.lines} of the input "
+            f"lines ({_counts(summary)} decided)\n"
+            f"  = note: nothing was changed: `{output}` and `{rejects_path}` keep their previous content\n"
+            "  = help: free space (or fix the output location) and run the batch again",
+            err=True,
+        )
+        return
     if summary.interrupted:
         click.echo(
             f"interrupted after {summary.lines} of the input lines: {_counts(summary)} written", err=True
         )
+        if summary.lines and cases not in ("", "-"):
+            click.echo(
+                f"  = resume: tail -n +{summary.lines + 1} {cases} | policy batch POLICY - -o REST.jsonl "
+                "--rejects REST.rejects.jsonl (then add "
+                f"{summary.lines} to each `line`)",
+                err=True,
+            )
         return
     where = f"; rejects in {rejects_path}" if summary.rejects else ""
     click.echo(
@@ -147,7 +235,9 @@ def command(
         summary = _execute(policy, cases, output, rejects_file, at, version, workers, trace)
     except KeyboardInterrupt:  # before the run started (loading the policy) or while closing files
         summary = batch.Summary(interrupted=True)
-    _report(summary, rejects_file)
+    _report(summary, rejects_file, output, cases)
+    if summary.fault is not None:
+        sys.exit(1)
     if summary.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if fail_on_reject and summary.rejects:
@@ -167,19 +257,34 @@ def _execute(
     """Load the policy, open the files and run; a policy that cannot be loaded exits 1 here."""
     loaded = load_policy(policy, version, at)
     count = workers or batch.default_workers()
-    with (
-        _open_input(cases) as (source, size),
-        _open_output(output) as out,
-        _open_output(rejects_file) as rejects,
-    ):
-        progress = batch.Progress(size) if sys.stderr.isatty() else None
-        try:
-            return batch.run(
-                loaded, source, out, rejects, at=at, trace=trace, workers=count, progress=progress
-            )
-        except batch.BatchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        finally:
-            if progress is not None:
-                progress.close()
+    try:
+        opened = _open_outputs(output, rejects_file)
+        with _open_input(cases) as (source, size), opened as outputs:
+            out, rejects = (o.handle for o in outputs)
+            assert out is not None and rejects is not None
+            progress = batch.Progress(size) if sys.stderr.isatty() else None
+            try:
+                summary = batch.run(
+                    loaded, source, out, rejects, at=at, trace=trace, workers=count, progress=progress
+                )
+            except batch.BatchError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(1)
+            finally:
+                if progress is not None:
+                    progress.close()
+            if summary.fault is None:  # done, or interrupted: the clean prefix goes into place
+                for item in outputs:
+                    item.commit()
+            return summary
+    except OutputError as exc:
+        message, *help = exc.args
+        fail_output(message, help[0] if help else None)
+    except OSError as exc:  # reading the input, or renaming into place
+        fail_output(f"{exc.strerror or exc}" + (f": `{exc.filename}`" if exc.filename else ""), None)
+
+
+def fail_output(message: str, help: str | None) -> NoReturn:
+    """An output location that cannot be used: say so (no traceback), exit 1, nothing changed."""
+    click.echo(f"error: {message}" + (f"\n  = help: {help}" if help else ""), err=True)
+    sys.exit(1)
