@@ -12,7 +12,7 @@ import pkgutil
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -46,7 +46,13 @@ def report_case_error(exc: CaseError, source: str) -> NoReturn:
     sys.exit(1)
 
 
-class DateType(click.ParamType):
+if TYPE_CHECKING:  # click >= 8.2 types ParamType by its value; older clicks are not generic at run time
+    _DateParam = click.ParamType[date]
+else:
+    _DateParam = click.ParamType
+
+
+class DateType(_DateParam):
     """A YYYY-MM-DD option value."""
 
     name = "date"
