@@ -22,7 +22,6 @@ from engine.models import Decision
 from engine.registry import select_version
 from engine.runtime import CompiledPolicy, RawTrace, Resolution, content_hash
 
-
 #: A date as the API takes it: a `datetime.date`, or its ISO form `YYYY-MM-DD`.
 DateLike = date | str
 

@@ -65,7 +65,9 @@ def select_version(
     """The version to evaluate: named, in force on a date, or in force today (else the latest in force)."""
     entries = read_versions(folder)
     if not entries:
-        raise VersionError(f"`{folder}` holds no `.policy` files", "a policy folder holds one file per version")
+        raise VersionError(
+            f"`{folder}` holds no `.policy` files", "a policy folder holds one file per version"
+        )
     if version is not None:
         return _named(entries, version, folder)
     when = at or today or date.today()

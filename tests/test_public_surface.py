@@ -18,7 +18,7 @@ import engine
 from engine.errors import CaseDiagnostic
 from tests.conftest import LANGUAGE, ROOT
 
-USER_SCRIPT = '''\
+USER_SCRIPT = """\
 import datetime
 
 import engine
@@ -33,7 +33,7 @@ except engine.Error as error:
     print(engine.Diagnostic.model_validate(error.diagnostics[0]).message)
 else:
     print(engine.render_decision(decision, "text"))
-'''
+"""
 
 
 def test_internals_are_not_in_the_surface() -> None:

@@ -89,7 +89,11 @@ def _untested(policies: Path, tested: set[tuple[str, str]]) -> list[str]:
 
 
 def _text(
-    results: list[Result], versions: list[VersionCoverage] | None, minimum: float | None, below: bool, untested: list[str]
+    results: list[Result],
+    versions: list[VersionCoverage] | None,
+    minimum: float | None,
+    below: bool,
+    untested: list[str],
 ) -> None:
     for result in results:
         if result.status != "pass":
@@ -107,7 +111,9 @@ def _text(
     )
 
 
-def _json(results: list[Result], versions: list[VersionCoverage] | None, minimum: float | None, untested: list[str]) -> None:
+def _json(
+    results: list[Result], versions: list[VersionCoverage] | None, minimum: float | None, untested: list[str]
+) -> None:
     data: dict[str, Any] = {
         "summary": {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")},
         "results": [result_data(r) for r in results],
