@@ -15,8 +15,8 @@ import click
 
 from engine.coverage import VersionCoverage, collect, report_data, report_lines, total_percent
 from engine.errors import render_all
+from engine.intent import Result, Runner, failure_text, load_expectations, result_data
 from engine.registry import read_versions
-from engine.testing import Result, Runner, failure_text, load_expectations, result_data
 
 DEFAULT_INTENT = "fixtures/intent"
 

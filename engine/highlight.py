@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # Keyword classes. Every lowercase keyword of grammar/policy.lark must be in exactly
-# one of them; tests/test_lexer.py checks that against the grammar file.
+# one of them; tests/test_highlight.py checks that against the grammar file.
 DECLARATION_KEYWORDS = (
     "policy",
     "vocabulary",
