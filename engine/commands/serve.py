@@ -10,6 +10,7 @@ import getpass
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,25 +24,81 @@ SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL", "OFF")
 @click.argument("policies", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--log", "log_url", required=True, metavar="LOG", help="Decision log: a SQLite file path or a postgresql:// URL.")
-@click.option("--tokens", "tokens_file", required=True, type=click.Path(path_type=Path), metavar="TOKENS_FILE",
-              help='JSON: {"tokens": [{"name", "token", "scopes": ["decide", "log", "admin"]}]}.')
-@click.option("--checkpoints", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Where signed checkpoints are exported [default: LOG.checkpoints for SQLite; required for PostgreSQL].")
-@click.option("--signing-key", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Ed25519 key (PEM) checkpoints and events are signed with; created if missing [default: LOG.signing-key.pem].")
-@click.option("--personal", "personal", multiple=True, metavar="FIELD",
-              help="A fact holding personal data (e.g. end_user.name): logged only as a salted commitment. Repeatable.")
-@click.option("--sqlite-synchronous", type=click.Choice(SYNCHRONOUS, case_sensitive=False), default="FULL", show_default=True,
-              help="SQLite fsync level; NORMAL and OFF are refused without --unsafe-durability.")
-@click.option("--unsafe-durability", is_flag=True,
-              help="Start even if the log can lose acknowledged decisions on power loss (recorded in the log).")
-@click.option("--max-body", type=click.IntRange(min=256), default=64 * 1024, show_default=True, help="Largest request body in bytes.")
-@click.option("--max-depth", type=click.IntRange(min=2), default=32, show_default=True, help="Deepest JSON nesting accepted.")
-@click.option("--max-in-flight", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Decision requests served at once; beyond it, 503 with Retry-After.")
-@click.option("--reload-interval", type=float, default=2.0, show_default=True,
-              help="Seconds between checks for changed policy files (0: only POST /v1/admin/reload).")
+@click.option(
+    "--log",
+    "log_url",
+    required=True,
+    metavar="LOG",
+    help="Decision log: a SQLite file path or a postgresql:// URL.",
+)
+@click.option(
+    "--tokens",
+    "tokens_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="TOKENS_FILE",
+    help='JSON: {"tokens": [{"name", "token", "scopes": ["decide", "log", "admin"]}]}.',
+)
+@click.option(
+    "--checkpoints",
+    "checkpoint_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Where signed checkpoints are exported [default: LOG.checkpoints for SQLite; required for PostgreSQL].",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Ed25519 key (PEM) checkpoints and events are signed with; created if missing [default: LOG.signing-key.pem].",
+)
+@click.option(
+    "--personal",
+    "personal",
+    multiple=True,
+    metavar="FIELD",
+    help="A fact holding personal data (e.g. end_user.name): logged only as a salted commitment. Repeatable.",
+)
+@click.option(
+    "--sqlite-synchronous",
+    type=click.Choice(SYNCHRONOUS, case_sensitive=False),
+    default="FULL",
+    show_default=True,
+    help="SQLite fsync level; NORMAL and OFF are refused without --unsafe-durability.",
+)
+@click.option(
+    "--unsafe-durability",
+    is_flag=True,
+    help="Start even if the log can lose acknowledged decisions on power loss (recorded in the log).",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=256),
+    default=64 * 1024,
+    show_default=True,
+    help="Largest request body in bytes.",
+)
+@click.option(
+    "--max-depth",
+    type=click.IntRange(min=2),
+    default=32,
+    show_default=True,
+    help="Deepest JSON nesting accepted.",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Decision requests served at once; beyond it, 503 with Retry-After.",
+)
+@click.option(
+    "--reload-interval",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between checks for changed policy files (0: only POST /v1/admin/reload).",
+)
 def command(
     policies: tuple[Path, ...],
     host: str,
@@ -93,32 +150,48 @@ def command(
     checkpoint_dir = checkpoint_dir or default_checkpoints(log_url)
     signing_key = signing_key or default_signing_key(log_url)
     if checkpoint_dir is None or signing_key is None:
-        fail_usage(UsageError("a PostgreSQL log needs --checkpoints DIR and --signing-key FILE",
-                              "checkpoints must live outside the database; see docs/service.md"))
+        fail_usage(
+            UsageError(
+                "a PostgreSQL log needs --checkpoints DIR and --signing-key FILE",
+                "checkpoints must live outside the database; see docs/service.md",
+            )
+        )
     try:
         store = open_store(log_url, create=True, synchronous=sqlite_synchronous.upper())
         durability = store.durability()
         if not durability.durable and not unsafe_durability:
-            click.echo("error[non-durable-log]: the decision log could lose acknowledged decisions:", err=True)
+            click.echo(
+                "error[non-durable-log]: the decision log could lose acknowledged decisions:", err=True
+            )
             for problem in durability.problems:
                 click.echo(f"  {problem}", err=True)
-            click.echo("  = help: fix the database settings, or start with --unsafe-durability (recorded in the log)", err=True)
+            click.echo(
+                "  = help: fix the database settings, or start with --unsafe-durability (recorded in the log)",
+                err=True,
+            )
             sys.exit(1)
         signer = Signer(signing_key)
         checkpoints = CheckpointWriter(checkpoint_dir, signer)
-        served = [f"{p.id}@{v.entry.version}:{v.policy.content_hash[:12]}"
-                  for p in policy_set.current.policies.values() for v in p.versions]
-        start = signed_event("config", {
-            "event": "service-start",
-            "by": _user(),
-            "pid": os.getpid(),
-            "listen": f"{host}:{port}",
-            "durability": durability.settings,
-            "durability_problems": durability.problems,
-            "unsafe_durability": unsafe_durability,
-            "personal_fields": list(personal),
-            "policies": served,
-        }, signer)
+        served = [
+            f"{p.id}@{v.entry.version}:{v.policy.content_hash[:12]}"
+            for p in policy_set.current.policies.values()
+            for v in p.versions
+        ]
+        start = signed_event(
+            "config",
+            {
+                "event": "service-start",
+                "by": _user(),
+                "pid": os.getpid(),
+                "listen": f"{host}:{port}",
+                "durability": durability.settings,
+                "durability_problems": durability.problems,
+                "unsafe_durability": unsafe_durability,
+                "personal_fields": list(personal),
+                "policies": served,
+            },
+            signer,
+        )
         store.append([start])
     except LogError as exc:
         click.echo(f"error[log]: {exc}", err=True)
@@ -128,9 +201,18 @@ def command(
     if unsafe_durability and not durability.durable:
         click.echo("warning: running with --unsafe-durability: " + "; ".join(durability.problems), err=True)
     config = ServiceConfig(
-        policies=policy_set, store=store, tokens=tokens, log_url=log_url, checkpoint_dir=checkpoint_dir,
-        checkpoints=checkpoints, personal_fields=personal, max_body_bytes=max_body, max_depth=max_depth,
-        max_in_flight=max_in_flight, reload_interval=reload_interval, unsafe_durability=unsafe_durability,
+        policies=policy_set,
+        store=store,
+        tokens=tokens,
+        log_url=log_url,
+        checkpoint_dir=checkpoint_dir,
+        checkpoints=checkpoints,
+        personal_fields=personal,
+        max_body_bytes=max_body,
+        max_depth=max_depth,
+        max_in_flight=max_in_flight,
+        reload_interval=reload_interval,
+        unsafe_durability=unsafe_durability,
     )
     _run(create_app(config), host, port)
 
@@ -142,9 +224,17 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def _run(app: object, host: str, port: int) -> None:
+def _run(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     click.echo(f"serving on http://{host}:{port} (log and checkpoints ready)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, backlog=2048,
-                timeout_keep_alive=30, lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        backlog=2048,
+        timeout_keep_alive=30,
+        lifespan="on",
+    )

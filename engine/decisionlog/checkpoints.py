@@ -98,7 +98,9 @@ class Signer:
             try:
                 key = serialization.load_pem_private_key(path.read_bytes(), password=None)
             except (ValueError, TypeError, OSError) as exc:
-                raise LogError(f"cannot read the signing key `{path}`: {exc}", "give an Ed25519 PEM key") from None
+                raise LogError(
+                    f"cannot read the signing key `{path}`: {exc}", "give an Ed25519 PEM key"
+                ) from None
             if not isinstance(key, Ed25519PrivateKey):
                 raise LogError(f"`{path}` is not an Ed25519 key", "the log signs with Ed25519")
         elif create:
@@ -113,7 +115,9 @@ class Signer:
                 handle.flush()
                 os.fsync(handle.fileno())
         else:
-            raise LogError(f"no signing key at `{path}`", "give --signing-key FILE (the key the service signs with)")
+            raise LogError(
+                f"no signing key at `{path}`", "give --signing-key FILE (the key the service signs with)"
+            )
         self._key = key
         public = key.public_key()
         self.public_raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -138,7 +142,9 @@ def load_public_key(path: Path) -> Any:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except (ValueError, OSError) as exc:
-        raise LogError(f"cannot read the public key `{path}`: {exc}", "give the PEM file the service exported") from None
+        raise LogError(
+            f"cannot read the public key `{path}`: {exc}", "give the PEM file the service exported"
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise LogError(f"`{path}` is not an Ed25519 public key")
     return key

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,9 @@ def erase(
     seq = _decision_seq(store, decision_id)
     held = store.personal([seq]).get(seq, {})
     if not held:
-        raise LogError(f"decision `{decision_id}` holds no personal values (none declared, or already erased)")
+        raise LogError(
+            f"decision `{decision_id}` holds no personal values (none declared, or already erased)"
+        )
     paths = list(fields) or sorted(held)
     unknown = [p for p in paths if p not in held]
     if unknown:
@@ -171,7 +173,7 @@ def prune(
     Returns the prune event (None when nothing was due), how many bodies were deleted, and
     the held decisions that were kept.
     """
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     cutoff = retention_cutoff(today)
     if before > cutoff:
         raise LogError(
@@ -184,7 +186,10 @@ def prune(
     due = [
         r.seq
         for r in store.records()
-        if r.kind == "decision" and r.recorded_at < limit and r.seq not in pruned and r.decision_id not in held
+        if r.kind == "decision"
+        and r.recorded_at < limit
+        and r.seq not in pruned
+        and r.decision_id not in held
     ]
     kept = {d: reason for d, reason in held.items()}
     if not due:
@@ -197,13 +202,17 @@ def prune(
     return store.apply_prune(event, due), len(due), kept
 
 
-def hold(store: Store, signer: Signer, decision_id: str, *, reason: str, by: str, release: bool = False) -> Sealed:
+def hold(
+    store: Store, signer: Signer, decision_id: str, *, reason: str, by: str, release: bool = False
+) -> Sealed:
     """Place (or lift) a hold: a held decision is never pruned (an agency asked for it)."""
     seq = _decision_seq(store, decision_id)
     action = "release" if release else "hold"
     if release and decision_id not in store.held():
         raise LogError(f"decision `{decision_id}` is not on hold")
-    event = signed_event(action, {"decision_id": decision_id, "record": seq, "by": by, "reason": reason}, signer)
+    event = signed_event(
+        action, {"decision_id": decision_id, "record": seq, "by": by, "reason": reason}, signer
+    )
     return store.apply_hold(event, decision_id, action, reason)
 
 
@@ -243,7 +252,12 @@ def exported_record(store: Store, decision_id: str) -> dict[str, Any]:
 
 
 def _exported(record: Any, personal: dict[str, tuple[bytes, Any]]) -> dict[str, Any]:
-    head = {"seq": record.seq, "kind": record.kind, "decision_id": record.decision_id, "time": record.recorded_at}
+    head = {
+        "seq": record.seq,
+        "kind": record.kind,
+        "decision_id": record.decision_id,
+        "time": record.recorded_at,
+    }
     hashes = {"leaf_hash": record.leaf.hex(), "chain_hash": record.chain.hex()}
     if record.body is None:
         return {**head, "pruned": True, **hashes}
@@ -252,7 +266,9 @@ def _exported(record: Any, personal: dict[str, tuple[bytes, Any]]) -> dict[str, 
         return {**head, "unreadable": True, **hashes}
     out = {**head, **{k: v for k, v in body.items() if k not in ("seq", "kind")}}
     if record.kind == "decision":
-        out["input"] = _mark_erased(restore_personal(body.get("input", {}), {p: v for p, (_, v) in personal.items()}))
+        out["input"] = _mark_erased(
+            restore_personal(body.get("input", {}), {p: v for p, (_, v) in personal.items()})
+        )
         out["personal_erased"] = _has_commitments(out["input"])
     return {**out, **hashes}
 
@@ -282,7 +298,9 @@ def latest_checkpoint(folder: Path) -> Checkpoint:
     try:
         return Checkpoint.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
-        raise LogError(f"cannot read the checkpoint `{path}`: {exc}", "give the folder the service exports to") from None
+        raise LogError(
+            f"cannot read the checkpoint `{path}`: {exc}", "give the folder the service exports to"
+        ) from None
 
 
 def inclusion_proof(store: Store, decision_id: str, checkpoint: Checkpoint) -> dict[str, Any]:

@@ -11,7 +11,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["EMPTY_ROOT", "Frontier", "inclusion_path", "leaf_hash", "node_hash", "root_of", "verify_inclusion"]
+__all__ = [
+    "EMPTY_ROOT",
+    "Frontier",
+    "inclusion_path",
+    "leaf_hash",
+    "node_hash",
+    "root_of",
+    "verify_inclusion",
+]
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,10 @@ def _refuse(table: str, action: str, when: str = "") -> str:
 
 _TRIGGERS = "\n".join(
     [
-        *(_refuse(t, "UPDATE") for t in ("log_meta", "records", "bodies", "personal", "erasures", "pruned", "holds")),
+        *(
+            _refuse(t, "UPDATE")
+            for t in ("log_meta", "records", "bodies", "personal", "erasures", "pruned", "holds")
+        ),
         *(_refuse(t, "DELETE") for t in ("log_meta", "records", "erasures", "pruned", "holds")),
         _refuse("bodies", "DELETE", "WHEN NOT EXISTS (SELECT 1 FROM pruned p WHERE p.seq = OLD.seq)"),
         _refuse(
@@ -79,7 +83,7 @@ _TRIGGERS = "\n".join(
 
 def now_text() -> str:
     """UTC time with microseconds, as records carry it."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SqliteStore(Store):
@@ -102,7 +106,9 @@ class SqliteStore(Store):
                 self._create()
             self.log_id = self._meta_value("log_id")
         except sqlite3.DatabaseError as exc:
-            raise LogError(f"`{path}` is not a decision log: {exc}", "give a file made by `policy serve`") from None
+            raise LogError(
+                f"`{path}` is not a decision log: {exc}", "give a file made by `policy serve`"
+            ) from None
 
     # -- schema -------------------------------------------------------------
     def _create(self) -> None:
@@ -126,7 +132,9 @@ class SqliteStore(Store):
         except sqlite3.OperationalError:
             row = None
         if row is None:
-            raise LogError(f"`{self.url}` is not a decision log (no {key})", "give a file made by `policy serve`")
+            raise LogError(
+                f"`{self.url}` is not a decision log (no {key})", "give a file made by `policy serve`"
+            )
         return str(row[0])
 
     def meta(self) -> dict[str, str]:
@@ -141,7 +149,9 @@ class SqliteStore(Store):
         if journal != "wal":
             problems.append(f"journal_mode is {journal}, not wal")
         if sync < 2:
-            problems.append(f"synchronous is {settings['synchronous']}: a power cut can lose acknowledged commits")
+            problems.append(
+                f"synchronous is {settings['synchronous']}: a power cut can lose acknowledged commits"
+            )
         fs = _filesystem(self.path)
         settings["filesystem"] = fs
         if fs in ("tmpfs", "ramfs"):
@@ -149,7 +159,9 @@ class SqliteStore(Store):
         return Durability(settings, problems)
 
     # -- writing ------------------------------------------------------------
-    def _transaction(self, pending: Sequence[Pending], extra: Callable[[list[Sealed]], None] | None = None) -> list[Sealed]:
+    def _transaction(
+        self, pending: Sequence[Pending], extra: Callable[[list[Sealed]], None] | None = None
+    ) -> list[Sealed]:
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -159,8 +171,17 @@ class SqliteStore(Store):
             db.executemany(
                 "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (s.seq, s.pending.body.kind, s.pending.decision_id, s.pending.recorded_at, s.pending.policy,
-                     s.pending.version, s.pending.evaluated_at, s.leaf, s.chain)
+                    (
+                        s.seq,
+                        s.pending.body.kind,
+                        s.pending.decision_id,
+                        s.pending.recorded_at,
+                        s.pending.policy,
+                        s.pending.version,
+                        s.pending.evaluated_at,
+                        s.leaf,
+                        s.chain,
+                    )
                     for s in sealed
                 ],
             )
@@ -178,10 +199,8 @@ class SqliteStore(Store):
             return sealed
         except sqlite3.Error as exc:
             if db.in_transaction:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
             raise LogUnavailable(f"the decision log could not commit: {exc}") from None
 
     def append(self, pending: Sequence[Pending]) -> list[Sealed]:
@@ -206,7 +225,9 @@ class SqliteStore(Store):
 
     def apply_hold(self, event: Pending, decision_id: str, action: str, reason: str) -> Sealed:
         def hold(sealed: list[Sealed]) -> None:
-            self.db.execute("INSERT INTO holds VALUES (?, ?, ?, ?)", (sealed[0].seq, decision_id, action, reason))
+            self.db.execute(
+                "INSERT INTO holds VALUES (?, ?, ?, ?)", (sealed[0].seq, decision_id, action, reason)
+            )
 
         return self._transaction([event], hold)[0]
 
@@ -223,7 +244,9 @@ class SqliteStore(Store):
         )
         while rows := cursor.fetchmany(2000):
             for seq, kind, did, at, leaf, chain, body in rows:
-                yield StoredRecord(seq, kind, did, at, bytes(leaf), bytes(chain), None if body is None else bytes(body))
+                yield StoredRecord(
+                    seq, kind, did, at, bytes(leaf), bytes(chain), None if body is None else bytes(body)
+                )
 
     def leaves(self, start: int, stop: int) -> list[bytes]:
         cursor = self.db.execute(
@@ -233,7 +256,8 @@ class SqliteStore(Store):
 
     def find(self, decision_id: str) -> int | None:
         row = self.db.execute(
-            "SELECT seq FROM records WHERE decision_id = ? AND kind = 'decision' ORDER BY seq LIMIT 1", (decision_id,)
+            "SELECT seq FROM records WHERE decision_id = ? AND kind = 'decision' ORDER BY seq LIMIT 1",
+            (decision_id,),
         ).fetchone()
         return None if row is None else int(row[0])
 
@@ -249,7 +273,10 @@ class SqliteStore(Store):
             for seq, path, salt, value in self.db.execute(
                 f"SELECT seq, path, salt, value FROM personal WHERE seq IN ({marks})", part
             ):
-                found.setdefault(seq, {})[path] = (bytes(salt), json.loads(value) if value is not None else None)
+                found.setdefault(seq, {})[path] = (
+                    bytes(salt),
+                    json.loads(value) if value is not None else None,
+                )
         return found
 
     def erased(self) -> set[int]:
@@ -277,9 +304,11 @@ def _filesystem(path: Path) -> str:
         with open("/proc/mounts", encoding="utf-8") as mounts:
             for line in mounts:
                 parts = line.split()
-                if len(parts) >= 3 and (target == parts[1] or target.startswith(parts[1].rstrip("/") + "/")):
-                    if len(parts[1]) > len(best):
-                        best, kind = parts[1], parts[2]
+                inside = len(parts) >= 3 and (
+                    target == parts[1] or target.startswith(parts[1].rstrip("/") + "/")
+                )
+                if inside and len(parts[1]) > len(best):
+                    best, kind = parts[1], parts[2]
         return kind
     except OSError:
         return "unknown"

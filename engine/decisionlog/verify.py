@@ -119,11 +119,21 @@ def verify_log(
         if body is None:
             if record.seq not in pruned:
                 report.problems.append(
-                    Problem(record.seq, "deleted", f"record #{record.seq}'s content was deleted without a prune event", record.decision_id)
+                    Problem(
+                        record.seq,
+                        "deleted",
+                        f"record #{record.seq}'s content was deleted without a prune event",
+                        record.decision_id,
+                    )
                 )
         elif leaf_hash(body) != record.leaf:
             report.problems.append(
-                Problem(record.seq, "edited", f"record #{record.seq}'s bytes do not match its hash", record.decision_id)
+                Problem(
+                    record.seq,
+                    "edited",
+                    f"record #{record.seq}'s bytes do not match its hash",
+                    record.decision_id,
+                )
             )
         else:
             claimed = body_seq(body)
@@ -131,19 +141,20 @@ def verify_log(
                 walk.claims.append((record.seq, -1 if claimed is None else claimed, record.decision_id))
             elif key is not None and record.kind in SIGNED_EVENTS:
                 _check_event(body, key, record.seq, report)
-        if chain_next(walk.previous, record.leaf) != record.chain and not any(
-            p.seq == record.seq for p in report.problems
+        if (
+            chain_next(walk.previous, record.leaf) != record.chain
+            and not any(p.seq == record.seq for p in report.problems)
+            and not any(c[0] == record.seq for c in walk.claims)
         ):
-            if not any(c[0] == record.seq for c in walk.claims):
-                report.problems.append(
-                    Problem(
-                        record.seq,
-                        "edited-rehashed",
-                        f"record #{record.seq}'s hash does not follow from record #{record.seq - 1}: "
-                        "it was replaced and its hash recomputed",
-                        record.decision_id,
-                    )
+            report.problems.append(
+                Problem(
+                    record.seq,
+                    "edited-rehashed",
+                    f"record #{record.seq}'s hash does not follow from record #{record.seq - 1}: "
+                    "it was replaced and its hash recomputed",
+                    record.decision_id,
                 )
+            )
         walk.previous = record.chain
         walk.frontier.append(record.leaf)
         walk.position += 1
@@ -189,7 +200,9 @@ def _classify_claims(claims: list[tuple[int, int, str | None]], report: VerifyRe
     claim_at = {position: claimed for position, claimed, _ in claims}
     for position, claimed, decision_id in claims:
         if claimed < 0:
-            report.problems.append(Problem(position, "edited", f"record #{position} is not a record", decision_id))
+            report.problems.append(
+                Problem(position, "edited", f"record #{position} is not a record", decision_id)
+            )
         elif claim_at.get(claimed) == position:
             report.problems.append(
                 Problem(

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +89,20 @@ class ApiError(Exception):
 
 def _overloaded(reason: str) -> ApiError:
     return ApiError(
-        503, "overloaded", f"the service is at capacity ({reason}); try again", "retry after a second",
+        503,
+        "overloaded",
+        f"the service is at capacity ({reason}); try again",
+        "retry after a second",
         headers={"Retry-After": "1"},
     )
 
 
 def _log_unavailable(detail: str) -> ApiError:
     return ApiError(
-        503, "log-unavailable", "the decision could not be logged, so it was not made", detail,
+        503,
+        "log-unavailable",
+        "the decision could not be logged, so it was not made",
+        detail,
         headers={"Retry-After": "1"},
     )
 
@@ -135,7 +141,10 @@ async def read_json(request: Request, max_bytes: int, max_depth: int) -> Any:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(
-            400, "invalid-json", f"<body>:{exc.lineno}:{exc.colno}: {exc.msg}", "send the case as a JSON object"
+            400,
+            "invalid-json",
+            f"<body>:{exc.lineno}:{exc.colno}: {exc.msg}",
+            "send the case as a JSON object",
         ) from None
     except UnicodeDecodeError:
         raise ApiError(400, "invalid-json", "the body is not UTF-8", "send UTF-8 JSON") from None
@@ -153,7 +162,9 @@ def _query_date(request: Request) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ApiError(400, "bad-parameter", f"at=`{text[:40]}` is not a date", "write at=YYYY-MM-DD") from None
+        raise ApiError(
+            400, "bad-parameter", f"at=`{text[:40]}` is not a date", "write at=YYYY-MM-DD"
+        ) from None
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -161,7 +172,7 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +199,10 @@ class Service:
         token = self.config.tokens.authenticate(request.headers.get("authorization"))
         if token is None:
             raise ApiError(
-                401, "unauthorized", "a valid bearer token is required", "send `Authorization: Bearer TOKEN`",
+                401,
+                "unauthorized",
+                "a valid bearer token is required",
+                "send `Authorization: Bearer TOKEN`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if scope is not None and scope not in token.scopes:
@@ -202,7 +216,9 @@ class Service:
         if served is None:
             close = difflib.get_close_matches(policy_id, list(snapshot.policies), n=1)
             raise ApiError(
-                404, "unknown-policy", f"no policy `{policy_id[:100]}`",
+                404,
+                "unknown-policy",
+                f"no policy `{policy_id[:100]}`",
                 f"did you mean `{close[0]}`?" if close else f"served: {', '.join(snapshot.policies)}",
             )
         at = _query_date(request)
@@ -223,7 +239,9 @@ class Service:
             decision = loaded.policy.evaluate(case, trace=True, at=when)
         except CaseError as exc:
             raise ApiError(
-                422, "invalid-case", "the case does not match the policy's facts",
+                422,
+                "invalid-case",
+                "the case does not match the policy's facts",
                 f"GET /v1/policies/{loaded.policy.id}/schema gives the expected input",
                 problems=[{"path": p, "reason": r} for p, r in exc.problems],
             ) from None
@@ -294,7 +312,9 @@ def _receipt(store: Store, sealed: Sealed | None) -> dict[str, Any] | None:
     }
 
 
-def _answer(body: dict[str, Any], explain: bool, pending: Pending, sealed: Sealed | None, store: Store) -> dict[str, Any]:
+def _answer(
+    body: dict[str, Any], explain: bool, pending: Pending, sealed: Sealed | None, store: Store
+) -> dict[str, Any]:
     if not explain:
         body = {**body, "trace": None}
     return {**body, "decision_id": pending.decision_id, "receipt": _receipt(store, sealed)}
@@ -309,7 +329,16 @@ _ROUTES = (
     (re.compile(r"^/v1/log/decisions/[^/]+$"), "/v1/log/decisions/{id}"),
     (re.compile(r"^/v1/log/proof/[^/]+$"), "/v1/log/proof/{id}"),
 )
-_FIXED = {"/v1/policies", "/v1/log/checkpoint", "/v1/admin/reload", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+_FIXED = {
+    "/v1/policies",
+    "/v1/log/checkpoint",
+    "/v1/admin/reload",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+}
 
 
 def route_label(path: str) -> str:
@@ -329,7 +358,10 @@ class Instrumented:
         self.app, self.metrics = app, metrics
 
     async def __call__(
-        self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
     ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -351,7 +383,11 @@ class Instrumented:
 _CASE_BODY = {
     "requestBody": {
         "required": True,
-        "content": {JSON: {"schema": {"type": "object", "description": "a case: GET .../schema gives its JSON Schema"}}},
+        "content": {
+            JSON: {
+                "schema": {"type": "object", "description": "a case: GET .../schema gives its JSON Schema"}
+            }
+        },
     }
 }
 
@@ -426,7 +462,9 @@ def create_app(config: ServiceConfig) -> Any:
             cases = data.get("cases") if isinstance(data, dict) else None
             if not isinstance(cases, list) or len(cases) > MAX_BATCH_CASES:
                 raise ApiError(
-                    422, "invalid-batch", f'the body must be {{"cases": [...]}} with at most {MAX_BATCH_CASES} cases'
+                    422,
+                    "invalid-batch",
+                    f'the body must be {{"cases": [...]}} with at most {MAX_BATCH_CASES} cases',
                 )
             results: list[dict[str, Any]] = []
             decided: list[tuple[int, dict[str, Any], Pending]] = []
@@ -454,7 +492,10 @@ def create_app(config: ServiceConfig) -> Any:
         snapshot = config.policies.current
         body = {
             "loaded_at": snapshot.loaded_at,
-            "policies": [{"id": p.id, "versions": [v.describe() for v in p.versions]} for p in snapshot.policies.values()],
+            "policies": [
+                {"id": p.id, "versions": [v.describe() for v in p.versions]}
+                for p in snapshot.policies.values()
+            ],
         }
         return Response(json.dumps(body), media_type=JSON)
 
@@ -462,7 +503,10 @@ def create_app(config: ServiceConfig) -> Any:
     async def one_policy(policy_id: str, request: Request) -> Response:
         service.authorize(request, None)
         served = _served(config, policy_id)
-        return Response(json.dumps({"id": served.id, "versions": [v.describe() for v in served.versions]}), media_type=JSON)
+        return Response(
+            json.dumps({"id": served.id, "versions": [v.describe() for v in served.versions]}),
+            media_type=JSON,
+        )
 
     @app.get("/v1/policies/{policy_id}/versions")
     async def versions(policy_id: str, request: Request) -> Response:
@@ -510,7 +554,11 @@ def create_app(config: ServiceConfig) -> Any:
         service.authorize(request, "admin")
         outcome = await run_in_threadpool(config.policies.reload)
         service.metrics.reloads["ok" if outcome.ok else "failed"] += 1
-        body = {"reloaded": outcome.ok, "errors": outcome.errors, "loaded_at": config.policies.current.loaded_at}
+        body = {
+            "reloaded": outcome.ok,
+            "errors": outcome.errors,
+            "loaded_at": config.policies.current.loaded_at,
+        }
         return Response(json.dumps(body, ensure_ascii=False), 200 if outcome.ok else 422, media_type=JSON)
 
     @app.get("/healthz")
@@ -581,4 +629,7 @@ async def _poll_reload(service: Service) -> None:
             print(f"policies reloaded at {config.policies.current.loaded_at}", file=sys.stderr)
         else:
             service.metrics.reloads["failed"] += 1
-            print("policy reload refused; the previous versions keep serving:\n" + "\n".join(outcome.errors), file=sys.stderr)
+            print(
+                "policy reload refused; the previous versions keep serving:\n" + "\n".join(outcome.errors),
+                file=sys.stderr,
+            )

@@ -53,7 +53,7 @@ class Metrics:
         self.batch_sizes = Histogram(BATCH_BUCKETS)
         self.commit_seconds = Histogram(LATENCY_BUCKETS)
         self.logged = 0
-        self.unlogged = 0
+        self.unlogged_count = 0
         self.rejected: dict[str, int] = defaultdict(int)
         self.commit_failures = 0
         self.checkpoints = 0
@@ -93,7 +93,7 @@ class Metrics:
 
     def unlogged(self, count: int) -> None:
         with self._lock:
-            self.unlogged += count
+            self.unlogged_count += count
 
     # -- exposition ---------------------------------------------------------
     def render(self) -> str:
@@ -116,7 +116,7 @@ class Metrics:
                 f"policy_decisions_logged_total {self.logged}",
                 "# HELP decisions_unlogged_total Decisions acknowledged without a committed log record (must stay 0).",
                 "# TYPE decisions_unlogged_total counter",
-                f"decisions_unlogged_total {self.unlogged}",
+                f"decisions_unlogged_total {self.unlogged_count}",
                 "# HELP policy_decisions_rejected_total Decisions refused with 503 (overloaded, log unavailable).",
                 "# TYPE policy_decisions_rejected_total counter",
             ]

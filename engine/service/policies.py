@@ -89,7 +89,9 @@ def _version_files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
     if not root.is_dir():
-        raise UsageError(f"`{root}` does not exist", "give policy folders, `.policy` files, or a folder of them")
+        raise UsageError(
+            f"`{root}` does not exist", "give policy folders, `.policy` files, or a folder of them"
+        )
     direct = sorted(root.glob("*.policy"))
     if direct:
         return direct
@@ -134,7 +136,9 @@ def load_snapshot(roots: Sequence[Path]) -> Snapshot:
             version = LoadedVersion(entry, policy, reference_data_hash(policy.compiled.program.sources))
             by_id.setdefault(policy.id, []).append(version)
     policies = {
-        pid: ServedPolicy(pid, tuple(sorted(vs, key=lambda v: (v.entry.effective or date.min, v.entry.version))))
+        pid: ServedPolicy(
+            pid, tuple(sorted(vs, key=lambda v: (v.entry.effective or date.min, v.entry.version)))
+        )
         for pid, vs in sorted(by_id.items())
     }
     return Snapshot(policies, now_text(), fingerprint)
