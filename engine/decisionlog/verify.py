@@ -35,6 +35,7 @@ from engine.decisionlog.store import Store
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
 
+CHECKPOINT_KINDS = frozenset({"rewritten", "truncated", "forged-checkpoint"})
 SIGNED_EVENTS = frozenset({"erasure", "prune", "hold", "release"})
 
 
@@ -65,7 +66,11 @@ class VerifyReport:
 
     @property
     def first(self) -> Problem | None:
-        return min(self.problems, key=lambda p: p.seq) if self.problems else None
+        """The first bad record: a problem the walk pinned to one record wins over the
+        range a disagreeing checkpoint implies (that range is where it lies, not what it is)."""
+        precise = [p for p in self.problems if p.kind not in CHECKPOINT_KINDS]
+        candidates = precise or self.problems
+        return min(candidates, key=lambda p: p.seq) if candidates else None
 
     def to_json(self) -> dict[str, Any]:
         first = self.first
