@@ -87,7 +87,7 @@ def test_the_database_refuses_update_and_delete(base_log: Path, tmp_path: Path) 
         "UPDATE personal SET value = 'null'",
         "DELETE FROM log_meta",
     ):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only|retention"):
+        with pytest.raises(sqlite3.IntegrityError, match=r"append-only|retention"):
             db.execute(statement)
     db.close()
     with open_store(url) as store:
