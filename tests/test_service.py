@@ -111,7 +111,9 @@ def test_a_decision_is_the_cli_json_plus_id_and_receipt_and_is_logged(served: An
 
 def test_explain_returns_the_trace_whose_hash_is_logged(served: Any) -> None:
     facts = case()
-    facts["end_user"].pop("name", None)  # no personal value: the trace hash is unsalted, anyone can recompute it
+    facts["end_user"].pop(
+        "name", None
+    )  # no personal value: the trace hash is unsalted, anyone can recompute it
     response = served.post(URL + "?at=2021-01-01&explain=true", json=facts, headers=bearer(DECIDE))
     body = response.json()
     assert body["trace"]["trace_version"] == 1 and body["trace"]["rules"]
