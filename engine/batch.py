@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine import api, strictjson
+from engine.cases import decode_json
 from engine.errors import CaseError
 
 CHUNK_BYTES = 1 << 19
@@ -81,10 +82,12 @@ class Decider:
             length = raw[len(TOO_LONG) :].decode("ascii", "replace")
             reason = f"the line is {length} bytes long, more than the {MAX_LINE_BYTES:,} a case may have"
             return None, self._reject(line, b"", "line-too-long", reason=reason)
-        try:  # the same strict reader as `policy eval` (engine/strictjson.py)
-            case = strictjson.parse(raw[:-1] if raw.endswith(b"\r") else raw, f"line {line}")
-        except strictjson.JsonError as exc:
-            return None, self._reject(line, raw, "invalid-json", reason=exc.message, column=exc.column)
+        try:  # the one strict case reader (engine/cases.py over engine/strictjson.py)
+            case = decode_json(raw[:-1] if raw.endswith(b"\r") else raw)
+        except CaseError as exc:
+            (problem,) = exc.case_diagnostics
+            column = {"column": problem.column} if problem.column else {}
+            return None, self._reject(line, raw, "invalid-json", reason=problem.message, **column)
         try:
             return _with_line(line, self._decision_json(self.compiled.validate(case))), None
         except CaseError as exc:

@@ -8,10 +8,8 @@ rules fired, so it is computed once per distinct set of fired rules and cached.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,9 +18,9 @@ from pydantic import ValidationError
 
 from engine import program as p
 from engine import syntax as s
+from engine.cases import pydantic_problem, value_at
 from engine.compiler import CompiledRules, Tables, compile_program
-from engine.errors import CaseError, did_you_mean
-from engine.escape import excerpt
+from engine.errors import CaseError, case_problem
 from engine.frozen import FrozenDict, frozen_dict, frozen_list
 from engine.inputs import compile_inputs
 from engine.models import (
@@ -95,6 +93,7 @@ class CompiledPolicy:
         self._order = self._precedence_order()
         self._rank = {rule: position for position, rule in enumerate(self._order)}
         self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
+        self._defaults = {k: f.default for k, f in program.facts.items() if f.default is not None}
         # Everything about a trace that does not depend on the case is worked out once, here.
         self._slot_text = tuple(s.unparse(slot.node.source) for slot in self.rules.slots)
         self._slot_kind: tuple[ConditionKind, ...] = tuple(
@@ -126,12 +125,18 @@ class CompiledPolicy:
         if fast is not None:
             return fast
         if not isinstance(case, Mapping):
-            raise CaseError([("(case)", f"a case is a JSON object, not {type(case).__name__}")])
+            raise CaseError(
+                [
+                    case_problem(
+                        "(case)", f"a case is a JSON object, not {type(case).__name__}", "invalid-case"
+                    )
+                ]
+            )
         data = {k: v for k, v in case.items() if not str(k).startswith("$")}
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([_problem(e, self._known_keys) for e in exc.errors()]) from None
+            raise CaseError([pydantic_problem(e, self._known_keys) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -161,7 +166,13 @@ class CompiledPolicy:
             key = tuple(self._decide_case(case, tables))
         except (KeyError, TypeError, AttributeError) as exc:
             raise CaseError(
-                [("(case)", f"is not a valid case ({exc!r}); use evaluate() for unchecked input")]
+                [
+                    case_problem(
+                        "(case)",
+                        f"is not a valid case ({exc!r}); use evaluate() for unchecked input",
+                        "invalid-case",
+                    )
+                ]
             ) from None
         return self._resolutions.get(key) or self.resolve(key)
 
@@ -169,7 +180,13 @@ class CompiledPolicy:
         """The raw trace of a trusted case (see `decide_trusted` for what trusted means)."""
         facts = self._trusted(case)
         if facts is None:
-            raise CaseError([("(case)", "is not a valid case; use evaluate() for unchecked input")])
+            raise CaseError(
+                [
+                    case_problem(
+                        "(case)", "is not a valid case; use evaluate() for unchecked input", "invalid-case"
+                    )
+                ]
+            )
         return self.explain_raw(facts, at=at)
 
     def explain_raw(self, facts: dict[str, Any], at: date | None = None) -> RawTrace:
@@ -343,6 +360,9 @@ class CompiledPolicy:
 
     def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
         derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
+        defaults = [k for k, v in facts.items() if v is None and k in self._defaults]
+        if defaults:  # show the value the rules used, and say it was the declared default
+            facts = {**facts, **{k: self._defaults[k] for k in defaults}}
         known = {**facts, **derived_map}
         rules = []
         for i, rule in enumerate(self.program.rules):
@@ -352,6 +372,7 @@ class CompiledPolicy:
             facts={k: to_json_value(v) for k, v in facts.items()},
             derived={k: to_json_value(v) for k, v in derived_map.items()},
             rules=rules,
+            defaults=defaults,
         )
 
     def _rule_trace(
@@ -440,9 +461,7 @@ class CompiledPolicy:
         """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
         flat: dict[str, Any] = {}
         for path, fact in self.program.facts.items():
-            value: Any = dumped
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+            value = value_at(dumped, path)
             if fact.type.is_set and value is not None:
                 value = frozenset(value)
             flat[path] = value
@@ -473,43 +492,3 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
         for e in table.entries
         if (e.effective is None or e.effective <= when) and (e.ends is None or when <= e.ends)
     }
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def field_path(loc: tuple[Any, ...]) -> str:
-    """A pydantic location as the case JSON spells it: `end_user.type`, `items[2]`.
-
-    A key that is not a plain name (the empty key, spaces, dots) is shown quoted, `[""]`, so
-    the empty key is never mistaken for the whole case; only an empty location is `(case)`.
-    """
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(str(part)):
-            path += f".{part}" if path else str(part)
-        else:
-            path += "[" + excerpt(json.dumps(str(part), ensure_ascii=False), 60) + "]"
-    return path or "(case)"
-
-
-def _problem(error: Any, known_keys: Callable[[tuple[Any, ...]], list[str]] | None = None) -> tuple[str, str]:
-    """One pydantic error as (field path, reason in plain words); the input value is never
-    repeated whole (a bad value may be megabytes) nor raw (it may hold terminal escapes)."""
-    loc = tuple(error.get("loc", ()))
-    path = field_path(loc)
-    kind = error.get("type", "")
-    if kind == "missing":
-        return path, "is required but missing"
-    if kind == "extra_forbidden":
-        hint = did_you_mean(str(loc[-1]), known_keys(loc[:-1])) if known_keys and loc else None
-        return path, "is not a fact of this policy" + (f"; {hint}" if hint else "")
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return (
-            path,
-            f"{excerpt(repr(error.get('input')))} is not one of the allowed values ({excerpt(expected, 400)})",
-        )
-    return path, excerpt(error.get("msg", "is invalid"), 200)

@@ -87,7 +87,7 @@ def _decode(data: bytes, source: str) -> str:
         line, column = position(good, len(good))
         raise JsonError(
             "invalid-utf8",
-            f"byte {exc.start + 1} (0x{data[exc.start]:02x}) is not UTF-8 text ({exc.reason})",
+            f"not UTF-8 text: byte {exc.start + 1} (0x{data[exc.start]:02x}) cannot start or continue a character ({exc.reason})",
             source,
             line,
             column,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import engine
-from engine import runtime
+from engine import cases
 from engine.checker import check_text
 from engine.errors import CaseError, PolicyError
 from engine.render import render_decision
@@ -252,7 +252,7 @@ def test_payloads_in_case_values_and_keys(tmp_path: Path, canary: Path) -> None:
             continue
         with pytest.raises(CaseError) as caught:
             policy.evaluate({"name": "x", "tags": [], text: 1})
-        assert caught.value.problems == [(runtime.field_path((text,)), "is not a fact of this policy")]
+        assert caught.value.problems == [(cases.field_path((text,)), "is not a fact of this policy")]
     assert_untouched(canary)
 
 

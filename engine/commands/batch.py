@@ -18,7 +18,7 @@ from typing import BinaryIO, NoReturn
 import click
 
 from engine import batch
-from engine.cli import fail_usage, load_policy, version_options
+from engine.commands.options import fail_usage, load_policy, version_options
 from engine.errors import UsageError
 
 EXIT_INTERRUPTED = 130
