@@ -172,4 +172,24 @@ def check(paths: Iterable[str | Path]) -> list[CheckResult]:
         if result.program is not None and not has_errors(result.diagnostics):
             result.diagnostics.extend(find_conflicts(CompiledPolicy(result.program)))
         results.append(result)
+    _add_folder_diagnostics(results, [Path(f) for f in policy_files(paths)])
     return results
+
+
+def _add_folder_diagnostics(results: list[CheckResult], files: list[Path]) -> None:
+    """Version files that disagree (another policy's header, overlapping in-force windows:
+    engine/versioncheck.py), each added to the result of the file it is about. A file whose
+    header does not parse already has its own syntax errors, so `broken-version` is not repeated."""
+    from engine.registry import read_versions
+    from engine.versioncheck import folder_diagnostics, policy_folders_of
+
+    by_file = {str(file): result for file, result in zip(files, results, strict=False)}
+    for folder in policy_folders_of(files):
+        for diagnostic in folder_diagnostics(folder, read_versions(folder)):
+            if diagnostic.code == "broken-version":
+                continue
+            target = by_file.get(diagnostic.file) or next(
+                (r for f, r in by_file.items() if Path(f).parent == folder), None
+            )
+            if target is not None:
+                target.diagnostics.append(diagnostic)

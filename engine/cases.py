@@ -171,7 +171,8 @@ def pydantic_problem(error: Mapping[str, Any], known_keys: KnownKeys | None = No
         return case_problem(
             path, f"{excerpt(repr(error.get('input')))} is not one of the allowed values ({expected})"
         )
-    return case_problem(path, excerpt(error.get("msg", "is invalid"), 200))
+    message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")  # our own validators' words
+    return case_problem(path, excerpt(message, 200))
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ of diagnostics either way.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from engine import program as p
+from engine import strictjson
 from engine import syntax as s
 from engine.errors import Diagnostic, Severity, Span, did_you_mean, has_errors
+from engine.limits import structure_diagnostics
 from engine.loader import Loader, SourceUnit, table_path
 
 STATUSES = ("draft", "proposed", "in-force")
@@ -48,7 +51,15 @@ def check_text(text: str, path: str = "<string>") -> CheckResult:
 
 
 def check_unit(unit: SourceUnit) -> CheckResult:
-    """Check what the loading stage gathered: the checker itself reads no file."""
+    """Check what the loading stage gathered: the checker itself reads no file.
+
+    Structural limits (engine/limits.py) come first: past them the checker and compiler
+    would recurse out of stack, so a unit that breaks one is reported and not checked further.
+    """
+    structural = structure_diagnostics(item for item, _ in unit.items)
+    if structural:
+        found = sorted([*unit.diagnostics, *structural], key=Diagnostic.sort_key)
+        return CheckResult(None, found, dict(unit.sources))
     return _Checker(unit).run()
 
 
@@ -346,44 +357,65 @@ class _Checker:
     def _table_entries(
         self, table: s.TableDecl, data_path: Path, key_type: p.Type, value_type: p.Type
     ) -> list[p.TableEntry] | None:
-        def bad(where: str, why: str) -> None:
+        data = self.unit.tables[str(data_path)]
+        declared = f"`{table.name.name}` is declared `{key_type} -> {value_type}` at {table.span}"
+        shape = 'table files hold {"entries": [{"key": ..., "value": ..., "effective": ..., "ends": ...}]}'
+
+        def bad(
+            where: str,
+            why: str,
+            path: tuple[str | int, ...] | None = None,
+            help: str | None = None,
+            at: tuple[int, int] | None = None,
+        ) -> None:
+            """A table-data error, located in the table file itself when the place is known
+            (`data/x.json:12:14`), else at the `table` declaration that names the file."""
+            span = table.span
+            if at is not None and at[0]:
+                span = Span(str(data_path), at[0], at[1], at[0], at[1] + 1)
+            elif path is not None and data.text:
+                span = Span(str(data_path), *strictjson.locate_range(data.text, path))
             self._error(
                 "table-data",
-                f"in `{table.source}`, {where}: {why}",
-                table.span,
-                'table files hold {"entries": [{"key": ..., "value": ..., "effective": ..., "ends": ...}]}',
+                f"in `{table.source}`, {where}: {why}" if where else f"in `{table.source}`: {why}",
+                span,
+                help or shape,
             )
 
-        data = self.unit.tables[str(data_path)]
         if data.problem is not None:
-            bad(*data.problem)
+            bad(*data.problem, help=data.help)
             return None
         raw = data.raw
         self.sources[str(data_path)] = data.text
         if not isinstance(raw, dict) or not isinstance(raw.get("entries"), list):
-            bad("the top level", "expected an object with an `entries` list")
+            bad("the top level", "expected an object with an `entries` list", ())
             return None
         entries: list[p.TableEntry] = []
+        indexes: dict[int, int] = {}  # id(entry) -> its index in the file, to locate overlaps
         for index, entry in enumerate(raw["entries"]):
             where = f"entries[{index}]"
             if not isinstance(entry, dict) or "key" not in entry or "value" not in entry:
-                bad(where, "expected an object with `key` and `value`")
+                bad(where, "expected an object with `key` and `value`", ("entries", index))
                 continue
+            field = "key"
             try:
-                entries.append(
-                    p.TableEntry(
-                        self._data_value(entry["key"], key_type),
-                        self._data_value(entry["value"], value_type),
-                        _data_date(entry.get("effective")),
-                        _data_date(entry.get("ends")),
-                    )
-                )
+                key = self._data_value(entry["key"], key_type)
+                field = "value"
+                value = self._data_value(entry["value"], value_type)
+                field = "effective"
+                effective = _data_date(entry.get("effective"))
+                field = "ends"
+                entries.append(p.TableEntry(key, value, effective, _data_date(entry.get("ends"))))
+                indexes[id(entries[-1])] = index
             except ValueError as exc:
-                bad(where, str(exc))
-        self._check_overlaps(entries, bad)
+                help = declared if field in ("key", "value") else "dates are written YYYY-MM-DD"
+                bad(f"{where}.{field}", str(exc), ("entries", index, field), help)
+        self._check_overlaps(entries, bad, indexes)
         return entries
 
-    def _check_overlaps(self, entries: list[p.TableEntry], bad: Any) -> None:
+    def _check_overlaps(
+        self, entries: list[p.TableEntry], bad: Any, indexes: dict[int, int] | None = None
+    ) -> None:
         by_key: dict[Any, list[p.TableEntry]] = {}
         for entry in entries:
             by_key.setdefault(entry.key, []).append(entry)
@@ -391,9 +423,12 @@ class _Checker:
             ordered = sorted(dated, key=lambda e: e.effective or date.min)
             for before, after in zip(ordered, ordered[1:], strict=False):
                 if (before.ends or date.max) >= (after.effective or date.min):
+                    at = (indexes or {}).get(id(after))
                     bad(
                         f"key `{key}`",
                         "two entries are in force on the same day; end one before the next begins",
+                        ("entries", at, "effective") if at is not None else None,
+                        f"give the entry before it an `ends` date before {after.effective}",
                     )
 
     def _data_value(self, raw: Any, type_: p.Type) -> p.Value:
@@ -905,12 +940,19 @@ def _data_date(raw: Any) -> date | None:
         raise ValueError(f"`{raw}` is not a date (YYYY-MM-DD)") from exc
 
 
+_DECIMAL_TEXT = re.compile(r"-?[0-9]{1,100}(\.[0-9]{1,100})?([eE][-+]?[0-9]{1,3})?", re.ASCII)
+
+
 def convert_scalar(raw: Any, type_: p.Type, enums: dict[str, tuple[str, ...]]) -> p.Value:
     """Convert a JSON scalar to a policy value of the given type (shared by tables and cases)."""
     base = type_.base
     if base == "boolean" and isinstance(raw, bool):
         return raw
     if base == "number" and not isinstance(raw, bool) and isinstance(raw, int | float | str):
+        if isinstance(raw, str) and not _DECIMAL_TEXT.fullmatch(raw):  # not "1_000", "١٢", "1e3"
+            raise ValueError(
+                f'expected a number (an integer or a decimal string such as "12.50"), found {json.dumps(raw)}'
+            )
         try:
             return Decimal(str(raw))
         except InvalidOperation:

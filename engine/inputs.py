@@ -29,6 +29,10 @@ FactMap = dict[str, Any]
 
 
 def _as_date(value: str) -> datetime.date:
+    """Only ASCII `YYYY-MM-DD` (fromisoformat reads other digit scripts too); anything else goes to
+    the case model, which rejects it with a message."""
+    if not value.isascii() or not value[:4].isdigit():
+        raise ValueError(value)
     return datetime.date.fromisoformat(value)
 
 

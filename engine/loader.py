@@ -15,13 +15,13 @@ tables): the key of the one cache of compiled policies (`engine.api.Environment`
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import limits, strictjson
 from engine import syntax as s
 from engine.errors import Diagnostic, Span
 from engine.parser import ParseResult, parse
@@ -37,6 +37,9 @@ class TableData:
     raw: Any = None
     text: str = ""  # the checker adds it to the program's sources when it uses the table
     problem: tuple[str, str] | None = None  # (where, why), worded by the checker's `table-data`
+    line: int = 0  # where in the table file the problem is, when it is inside it
+    column: int = 0
+    help: str | None = None
 
 
 @dataclass
@@ -108,6 +111,20 @@ class Loader:
         return _Gathering(self, preloaded).run(Path(path))
 
 
+def _missing_use_help(path: Path) -> str:
+    """A did-you-mean for a mistyped `use` path: the nearest file of the same kind in that folder."""
+    from engine.errors import did_you_mean
+
+    folder = path.parent
+    try:
+        candidates = [f.name for f in folder.iterdir() if f.suffix == path.suffix] if folder.is_dir() else []
+    except OSError:
+        candidates = []
+    hint = did_you_mean(path.name, candidates)
+    base = "check the path; `use` paths are relative to the file that uses them"
+    return f"{hint} ({base})" if hint else base
+
+
 class _Gathering:
     """One walk over a file, its vocabularies and its tables."""
 
@@ -135,7 +152,20 @@ class _Gathering:
                 "file-not-found",
                 f"cannot read `{path}`: {exc.strerror}",
                 used_at or Span(key, 0, 0, 0, 0),
-                "check the path; `use` paths are relative to the file that uses them",
+                _missing_use_help(path) if used_at else "check the path",
+            )
+            return None
+        except UnicodeDecodeError as exc:  # reported like any other character the lexer cannot read
+            data = path.read_bytes()
+            self.unit.sources[key] = data.decode("utf-8", "replace")
+            line, column = strictjson.position(
+                data[: exc.start].decode("utf-8"), len(data[: exc.start].decode("utf-8"))
+            )
+            self._error(
+                "syntax",
+                f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot start or continue a character",
+                Span(key, line, column, line, column + 1),
+                "save the file as UTF-8 (policies, vocabularies and tables are always UTF-8)",
             )
             return None
         self.unit.sources[key] = text
@@ -167,6 +197,15 @@ class _Gathering:
             return
         if str(target) in seen:
             return  # a vocabulary reached twice (a diamond) is read once
+        if len(chain) > limits.MAX_USE_DEPTH:  # each level is a few frames of recursion here
+            self.unit.diagnostics.append(
+                limits.too_deep(
+                    f"vocabularies use each other more than {limits.MAX_USE_DEPTH} levels deep",
+                    use.span,
+                    "have the policy use the vocabularies it needs directly",
+                )
+            )
+            return
         tree = self._load(target, use.span)
         if tree is None:
             return
@@ -185,14 +224,20 @@ class _Gathering:
         if key in self.unit.tables:
             return
         try:
-            text = self.loader.read(data_path, self.preloaded)
+            data = (self.preloaded or {}).get(key) or self.loader.overlay.get(str(data_path.resolve()))
+            raw_bytes = data.encode("utf-8") if data is not None else data_path.read_bytes()
         except OSError as exc:
             self.unit.tables[key] = TableData(problem=("the file", f"cannot be read ({exc.strerror})"))
             return
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            where = f"line {exc.lineno} column {exc.colno}"
-            self.unit.tables[key] = TableData(problem=(where, f"not valid JSON ({exc.msg})"))
+        try:  # the strict reader: repeated keys, bad UTF-8, limits, located in the table file
+            raw = strictjson.parse(raw_bytes, key, strictjson.TABLES)
+        except strictjson.JsonError as exc:
+            # Reported at the `table` declaration, never quoting the file: a file that is not
+            # JSON may be anything (`from "/etc/passwd"`), and its lines are not shown.
+            where = f"line {exc.line} column {exc.column}" if exc.line else "the file"
+            why = f"not valid JSON ({exc.message})" if exc.code == "invalid-json" else exc.message
+            self.unit.tables[key] = TableData(
+                problem=(where, why), line=exc.line, column=exc.column, help=exc.help
+            )
             return
-        self.unit.tables[key] = TableData(raw=raw, text=text)
+        self.unit.tables[key] = TableData(raw=raw, text=raw_bytes.decode("utf-8"))

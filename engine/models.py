@@ -7,12 +7,15 @@ These are the JSON contract with integrators: `Decision.model_dump(mode="json")`
 
 from __future__ import annotations
 
-from datetime import date
+import math
+import re
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializationInfo,
@@ -170,6 +173,43 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
+_DECIMAL_TEXT = re.compile(r"-?[0-9]{1,100}(\.[0-9]{1,100})?([eE][-+]?[0-9]{1,3})?", re.ASCII)
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+def _strict_number(value: Any) -> Any:
+    """A number as documented: a JSON integer, or a decimal string such as "12.50" (ASCII digits,
+    no `_`; an exponent of at most 3 digits, "1E2"); `Decimal`/finite floats from Python callers. Not booleans, not "١٢",
+    not "1_000", which `Decimal()` itself would take."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    if isinstance(value, int | Decimal):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(str(value))
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+        return Decimal(value)
+    raise ValueError('expected a number: an integer, or a decimal string such as "12.50"')
+
+
+def _strict_date(value: Any) -> Any:
+    """A date as documented: a `YYYY-MM-DD` string (or a `datetime.date` from Python). Not the
+    integer 0 (pydantic would read 1970-01-01), not a datetime string such as
+    "2020-10-06T00:00:00Z", not a `datetime`."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE_TEXT.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"`{value}` is not a calendar date") from None
+    raise ValueError("expected a date written YYYY-MM-DD")
+
+
+CaseNumber = Annotated[Decimal, BeforeValidator(_strict_number)]
+CaseDate = Annotated[date, BeforeValidator(_strict_date)]
+
+
 def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
     base: Any
     if fact.type.base == "enum":
@@ -178,7 +218,9 @@ def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
     else:
         # Booleans and strings are strict: "yes", 1 or "off" are not booleans, 12 is not a string.
         # Numbers may be JSON numbers or decimal strings ("12.50"), dates ISO strings.
-        base = {"boolean": StrictBool, "number": Decimal, "string": StrictStr, "date": date}[fact.type.base]
+        base = {"boolean": StrictBool, "number": CaseNumber, "string": StrictStr, "date": CaseDate}[
+            fact.type.base
+        ]
     if fact.type.is_set:
         base = list[base]
     return Optional[base] if fact.optional else base  # noqa: UP045 - built at run time

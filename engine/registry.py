@@ -23,7 +23,11 @@ class VersionEntry:
     version: str
     effective: date | None
     ends: date | None
-    status: str
+    status: str  # the header's status, or "unreadable" when the header cannot be read
+    problem: str | None = None  # why it is unreadable (the first problem found)
+    problem_line: int = 0
+    header_line: int = 0  # where `policy "id"` is written
+    effective_line: int = 0
 
     def in_force_on(self, when: date) -> bool:
         if self.status != "in-force" or self.effective is None:
@@ -39,13 +43,30 @@ def read_versions(folder: Path) -> list[VersionEntry]:
     """Every version file in a policy folder, ordered by effective date, then name."""
     entries = []
     for path in sorted(folder.glob("*.policy")):
-        tree = parse(path.read_text(encoding="utf-8"), str(path)).tree
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = (
+                f"it is not UTF-8 text ({exc.reason})" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            )
+            entries.append(VersionEntry(path, folder.name, path.stem, None, None, "unreadable", reason))
+            continue
+        result = parse(text, str(path))
+        tree = result.tree
         if tree is None:
-            entries.append(VersionEntry(path, folder.name, path.stem, None, None, "unreadable"))
+            first = min(result.diagnostics, key=lambda d: (d.line, d.column), default=None)
+            reason = (
+                f"line {first.line}: {first.message}"
+                if first and first.line
+                else (first.message if first else "")
+            )
+            line = first.line if first else 0
+            entries.append(VersionEntry(path, folder.name, path.stem, None, None, "unreadable", reason, line))
             continue
         header = tree.header
         fields = {f.name: f.value for f in header.fields}
         effective, ends = fields.get("effective"), fields.get("ends")
+        effective_field = header.get("effective")
         entries.append(
             VersionEntry(
                 path=path,
@@ -54,6 +75,8 @@ def read_versions(folder: Path) -> list[VersionEntry]:
                 effective=effective if isinstance(effective, date) else None,
                 ends=ends if isinstance(ends, date) else None,
                 status=str(fields.get("status", "")),
+                header_line=header.span.line,
+                effective_line=effective_field.span.line if effective_field else header.span.line,
             )
         )
     return sorted(entries, key=lambda e: (e.effective or date.min, e.version))
@@ -70,6 +93,7 @@ def select_version(
         )
     if version is not None:
         return _named(entries, version, folder)
+    _refuse_broken(folder, entries)
     when = at or today or date.today()
     in_force = [e for e in entries if e.in_force_on(when)]
     if len(in_force) == 1:
@@ -87,6 +111,23 @@ def select_version(
     raise VersionError(
         _no_version_message(folder, entries, when), "name a date inside a window, or use --version"
     )
+
+
+def _refuse_broken(folder: Path, entries: list[VersionEntry]) -> None:
+    """Choosing by date is only sound when every version file's header is readable and names the
+    folder's policy: a broken current version must not let the superseded one decide."""
+    from engine.versioncheck import folder_diagnostics  # here: versioncheck imports this module
+
+    problems = [
+        d for d in folder_diagnostics(folder, entries) if d.code in ("broken-version", "wrong-policy")
+    ]
+    if problems:
+        first = problems[0]
+        raise VersionError(
+            f"{first.location}: {first.message}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            first.help,
+        )
 
 
 def _named(entries: list[VersionEntry], version: str, folder: Path) -> VersionEntry:

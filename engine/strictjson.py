@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT", "TABLES", "JsonError", "Limits", "locate", "parse", "position", "read"]
+__all__ = ["DEFAULT", "TABLES", "JsonError", "Limits", "locate", "locate_range", "parse", "position", "read"]
 
 
 @dataclass(frozen=True)
@@ -296,6 +296,20 @@ def locate(text: str, path: tuple[str | int, ...]) -> tuple[int, int]:
     except (ValueError, IndexError, _NotFound):
         pass
     return position(text, offset)
+
+
+def locate_range(text: str, path: tuple[str | int, ...]) -> tuple[int, int, int, int]:
+    """(line, column, end line, end column) of the value at `path`: the whole value, for an underline."""
+    offset = _SPACE.match(text, 1 if text.startswith(BOM) else 0).end()  # type: ignore[union-attr]
+    try:
+        for step in path:
+            offset = _step(text, offset, step)
+        _, end = _DECODER.raw_decode(text, offset)
+    except (ValueError, IndexError, _NotFound):
+        end = offset + 1
+    line, column = position(text, offset)
+    end_line, end_column = position(text, end)
+    return line, column, end_line, end_column
 
 
 class _NotFound(Exception):
