@@ -184,7 +184,14 @@ def _add_folder_diagnostics(results: list[CheckResult], files: list[Path]) -> No
     from engine.versioncheck import folder_diagnostics, policy_folders_of
 
     by_file = {str(file): result for file, result in zip(files, results, strict=False)}
-    for folder in policy_folders_of(files):
+    # Only folders that a checked file names as its policy's (`ear-742.7/` for `policy "ear-742.7"`):
+    # checking one file in a folder of unrelated files must not read all of them.
+    named = [
+        file
+        for file, result in zip(files, results, strict=False)
+        if result.program is not None and result.program.info.id == file.parent.name
+    ]
+    for folder in policy_folders_of(named):
         for diagnostic in folder_diagnostics(folder, read_versions(folder)):
             if diagnostic.code == "broken-version":
                 continue
