@@ -29,7 +29,12 @@ class ParseResult:
 
 
 def parse(text: str, path: str = "<string>") -> ParseResult:
-    """Parse one file; never raises for bad input, returns diagnostics instead."""
+    """Parse one file; never raises for bad input, returns diagnostics instead.
+
+    A leading byte order mark is replaced by a space (one policy with engine/strictjson.py: a
+    BOM may start a file and is ignored), so columns stay as an editor counts them."""
+    if text.startswith("\ufeff"):
+        text = " " + text[1:]
     try:
         tree = lark_parser().parse(text, start="start")
     except UnexpectedInput:

@@ -63,8 +63,9 @@ def test_files_that_are_not_utf8_are_located_errors(tmp_path: Path, which: str) 
         assert result.exit_code in (1, 2), result.output
         assert ("Traceback" not in result.output and "UTF-8" in result.output) or args[0] == "versions"
     check = run("check", tmp_path / "p.policy")
-    name = {"policy": "p.policy", "vocab": "v.vocab", "table": "t.json"}[which]
-    assert f"{name}:" in check.output  # located in the file that holds the bad byte
+    located = {"policy": "p.policy:", "vocab": "v.vocab:", "table": "in `t.json`, line 1 column 23"}[which]
+    assert located in check.output  # the file that holds the bad byte, and where (a table file
+    # that is not JSON is never quoted, so its place is in the message)
 
 
 def nested(kind: str, n: int) -> str:
@@ -169,3 +170,14 @@ def test_batch_trace_with_odd_strings(tmp_path: Path) -> None:
     result = run("batch", POLICY, source, "-o", out, "--trace", "--workers", "1")
     assert_clean(result, 0)
     assert len(out.read_text("utf-8").splitlines()) == 2
+
+
+def test_a_bom_starts_a_policy_like_it_starts_a_case(tmp_path: Path) -> None:
+    path = tmp_path / "bom.policy"
+    path.write_text("\ufeff" + BASE + 'rule r "r" cite "c" if a then decide d = yes\n', "utf-8")
+    assert_clean(run("check", path), 0)
+    case = tmp_path / "case.json"
+    case.write_bytes(b'\xef\xbb\xbf{"a": true, "b": false}')
+    result = run("eval", path, case)
+    assert_clean(result, 0)
+    assert "d = yes" in result.output
