@@ -8,7 +8,7 @@ of diagnostics either way.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -37,9 +37,16 @@ class CheckResult:
         return not has_errors(self.diagnostics)
 
 
-def check_file(path: str | Path) -> CheckResult:
-    """Parse and check one file with the vocabularies it uses."""
-    return _Checker().run(Path(path))
+def check_file(path: str | Path, *, overlay: Mapping[str, str] | None = None) -> CheckResult:
+    """Parse and check one file with the vocabularies it uses.
+
+    `overlay` maps file paths to text to read instead of the disk: an editor's unsaved
+    buffers (`policy lsp`), so a vocabulary being edited is seen by the policies using it.
+    """
+    checker = _Checker()
+    if overlay:
+        checker.overlay = {str(Path(k).resolve()): v for k, v in overlay.items()}
+    return checker.run(Path(path))
 
 
 def check_text(text: str, path: str = "<string>") -> CheckResult:
@@ -73,6 +80,7 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = []
         self.sources: dict[str, str] = {}
         self.preloaded: dict[str, str] = {}
+        self.overlay: dict[str, str] = {}  # resolved path -> unsaved text
         self.declared = _Declared()
         self.program: p.Program | None = None
         self._resolving: list[str] = []
@@ -114,6 +122,8 @@ class _Checker:
     def _load(self, path: Path, used_at: Span | None) -> s.SourceFile | None:
         key = str(path)
         text = self.preloaded.get(key)
+        if text is None and self.overlay:
+            text = self.overlay.get(str(path.resolve()))
         if text is None:
             try:
                 text = path.read_text(encoding="utf-8")

@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -153,10 +153,18 @@ class LintResult:
 
 
 def lint(
-    paths: Iterable[str | Path], config: LintConfig | None = None, *, update_lock: bool = False
+    paths: Iterable[str | Path],
+    config: LintConfig | None = None,
+    *,
+    update_lock: bool = False,
+    check: Callable[[Path], CheckResult] | None = None,
 ) -> LintResult:
-    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked."""
-    run = _Run(config or LintConfig())
+    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked.
+
+    `check` replaces `check_file` for every file the run checks: the language server passes
+    one that reads unsaved buffers and reuses results of files that did not change.
+    """
+    run = _Run(config or LintConfig(), check or check_file)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
     findings = run.lint(files)
@@ -166,15 +174,16 @@ def lint(
 class _Run:
     """One lint run: checked programs are shared between the files that need them."""
 
-    def __init__(self, config: LintConfig):
+    def __init__(self, config: LintConfig, check: Callable[[Path], CheckResult] = check_file):
         self.config = config
+        self._check_file = check
         self.sources: dict[str, str] = {}
         self._checked: dict[Path, CheckResult] = {}
 
     def check(self, path: Path) -> CheckResult:
         key = path.resolve()
         if key not in self._checked:
-            result = check_file(path)
+            result = self._check_file(path)
             self._checked[key] = result
             self.sources.update(result.sources)
         return self._checked[key]
