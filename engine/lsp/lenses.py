@@ -1,6 +1,6 @@
 """Code lenses and the commands behind them: intent results per rule, evaluate a case, diff versions.
 
-The intent lens runs the expectations `policy test` runs (`engine.testing`) for this file's
+The intent lens runs the expectations `policy test` runs (`engine.intent`) for this file's
 policy id and version, on the policy as it is in the editor, and counts for each rule the
 expectations whose case makes it fire (effective or overridden): "4 intent expectations,
 all pass". Evaluating a case and diffing against the previous version use the evaluator
@@ -27,7 +27,7 @@ from engine.models import Decision
 from engine.registry import read_versions
 from engine.render import render_decision
 from engine.runtime import CompiledPolicy
-from engine.testing import Expectation, compare, load_expectations
+from engine.intent import Expectation, compare, load_expectations
 
 __all__ = ["DIFF_PREVIOUS", "EVALUATE", "Lenses"]
 
