@@ -18,7 +18,7 @@ from typing import Any
 from engine import program as p
 from engine import syntax as s
 from engine.errors import Diagnostic, Severity, Span, did_you_mean, has_errors
-from engine.parser import parse
+from engine.parser import ParseResult, parse
 
 STATUSES = ("draft", "proposed", "in-force")
 REQUIRED_POLICY_FIELDS = ("title", "version", "effective", "status", "source")
@@ -37,15 +37,51 @@ class CheckResult:
         return not has_errors(self.diagnostics)
 
 
-def check_file(path: str | Path, *, overlay: Mapping[str, str] | None = None) -> CheckResult:
+class CheckCache:
+    """What a long-running caller (the language server) keeps between checks of many files.
+
+    Syntax trees and converted table entries are immutable and depend only on their text
+    (and, for tables, the declared types), so a vocabulary read by five policies is parsed
+    once and its tables converted once. Only the latest text of each file is kept.
+    """
+
+    def __init__(self) -> None:
+        self._trees: dict[str, tuple[str, ParseResult]] = {}
+        self._tables: dict[str, tuple[tuple[Any, ...], list[p.TableEntry]]] = {}
+
+    def parse(self, text: str, path: str) -> ParseResult:
+        """`engine.parser.parse`, remembered for the file's current text."""
+        cached = self._trees.get(path)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        result = parse(text, path)
+        self._trees[path] = (text, result)
+        return result
+
+    def table(self, path: str, key: tuple[Any, ...]) -> list[p.TableEntry] | None:
+        cached = self._tables.get(path)
+        return cached[1] if cached is not None and cached[0] == key else None
+
+    def store_table(self, path: str, key: tuple[Any, ...], entries: list[p.TableEntry]) -> None:
+        self._tables[path] = (key, entries)
+
+
+def check_file(
+    path: str | Path,
+    *,
+    overlay: Mapping[str, str] | None = None,
+    cache: CheckCache | None = None,
+) -> CheckResult:
     """Parse and check one file with the vocabularies it uses.
 
     `overlay` maps file paths to text to read instead of the disk: an editor's unsaved
     buffers (`policy lsp`), so a vocabulary being edited is seen by the policies using it.
+    `cache` keeps parse trees and table entries between calls (see `CheckCache`).
     """
     checker = _Checker()
     if overlay:
         checker.overlay = {str(Path(k).resolve()): v for k, v in overlay.items()}
+    checker.cache = cache
     return checker.run(Path(path))
 
 
@@ -81,6 +117,7 @@ class _Checker:
         self.sources: dict[str, str] = {}
         self.preloaded: dict[str, str] = {}
         self.overlay: dict[str, str] = {}  # resolved path -> unsaved text
+        self.cache: CheckCache | None = None
         self.declared = _Declared()
         self.program: p.Program | None = None
         self._resolving: list[str] = []
@@ -137,7 +174,7 @@ class _Checker:
                 )
                 return None
         self.sources[key] = text
-        result = parse(text, key)
+        result = self.cache.parse(text, key) if self.cache is not None else parse(text, key)
         self.diagnostics.extend(result.diagnostics)
         return result.tree
 
@@ -410,6 +447,13 @@ class _Checker:
             bad(f"line {exc.lineno} column {exc.colno}", f"not valid JSON ({exc.msg})")
             return None
         self.sources[str(data_path)] = text
+        assert self.program is not None
+        enums = tuple(self.program.enums.get(kind.enum or "", ()) for kind in (key_type, value_type))
+        cache_key = (text, str(key_type), str(value_type), enums)
+        cached = self.cache.table(str(data_path), cache_key) if self.cache is not None else None
+        if cached is not None:
+            return list(cached)
+        reported = len(self.diagnostics)
         if not isinstance(raw, dict) or not isinstance(raw.get("entries"), list):
             bad("the top level", "expected an object with an `entries` list")
             return None
@@ -431,6 +475,8 @@ class _Checker:
             except ValueError as exc:
                 bad(where, str(exc))
         self._check_overlaps(entries, bad)
+        if self.cache is not None and len(self.diagnostics) == reported:
+            self.cache.store_table(str(data_path), cache_key, entries)
         return entries
 
     def _check_overlaps(self, entries: list[p.TableEntry], bad: Any) -> None:

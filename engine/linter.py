@@ -30,10 +30,10 @@ from lark.exceptions import LarkError
 from engine import program as p
 from engine import syntax as s
 from engine.api import policy_files
-from engine.checker import CheckResult, check_file
+from engine.checker import CheckCache, CheckResult, check_file
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
 from engine.grammar import parser as lark_parser
-from engine.parser import parse
+from engine.parser import ParseResult, parse
 from engine.registry import VersionEntry, read_versions
 
 # ---------------------------------------------------------------------------
@@ -158,13 +158,15 @@ def lint(
     *,
     update_lock: bool = False,
     check: Callable[[Path], CheckResult] | None = None,
+    cache: CheckCache | None = None,
 ) -> LintResult:
     """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked.
 
     `check` replaces `check_file` for every file the run checks: the language server passes
-    one that reads unsaved buffers and reuses results of files that did not change.
+    one that reads unsaved buffers and reuses results of files that did not change; `cache`
+    is the `CheckCache` it keeps, so the linter's own parses are not repeated either.
     """
-    run = _Run(config or LintConfig(), check or check_file)
+    run = _Run(config or LintConfig(), check or check_file, cache.parse if cache is not None else parse)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
     findings = run.lint(files)
@@ -174,9 +176,15 @@ def lint(
 class _Run:
     """One lint run: checked programs are shared between the files that need them."""
 
-    def __init__(self, config: LintConfig, check: Callable[[Path], CheckResult] = check_file):
+    def __init__(
+        self,
+        config: LintConfig,
+        check: Callable[[Path], CheckResult] = check_file,
+        parse_text: Callable[[str, str], ParseResult] = parse,
+    ):
         self.config = config
         self._check_file = check
+        self._parse = parse_text
         self.sources: dict[str, str] = {}
         self._checked: dict[Path, CheckResult] = {}
 
@@ -194,7 +202,7 @@ class _Run:
         for path in files:
             result = self.check(path)
             raw += result.diagnostics
-            tree = _tree(path, self.sources)
+            tree = _tree(path, self.sources, self._parse)
             if tree is None:
                 continue
             trees[path] = tree
@@ -203,7 +211,7 @@ class _Run:
                 if result.program is not None and not has_errors(result.diagnostics):
                     raw += _rule_reachability(result.program)
         raw += self._unused(trees)
-        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"])
+        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"], self._parse)
         return self._finish(raw, trees)
 
     # -- declarations nothing uses --------------------------------------------
@@ -267,7 +275,7 @@ class _Run:
         out: list[Diagnostic] = []
         for finding in raw:
             if finding.file not in suppressions:
-                tree = _tree(Path(finding.file), self.sources)
+                tree = _tree(Path(finding.file), self.sources, self._parse)
                 suppressions[finding.file] = _suppressions(tree, self.sources) if tree else []
             if finding.code in CODES and any(a.covers(finding) for a in suppressions[finding.file]):
                 continue
@@ -282,7 +290,9 @@ class _Run:
         return sorted(leveled, key=Diagnostic.sort_key)
 
 
-def _tree(path: Path, sources: dict[str, str]) -> s.SourceFile | None:
+def _tree(
+    path: Path, sources: dict[str, str], parse_text: Callable[[str, str], ParseResult] = parse
+) -> s.SourceFile | None:
     text = sources.get(str(path))
     if text is None:
         try:
@@ -290,7 +300,7 @@ def _tree(path: Path, sources: dict[str, str]) -> s.SourceFile | None:
         except OSError:
             return None
         sources[str(path)] = text
-    return parse(text, str(path)).tree
+    return parse_text(text, str(path)).tree
 
 
 def _universe_root(vocabulary: Path) -> Path:
@@ -900,10 +910,12 @@ def _policy_folders(files: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(f.parent for f in files if f.suffix == ".policy"))
 
 
-def _versions(policies: list[Path]) -> list[Diagnostic]:
+def _versions(
+    policies: list[Path], parse_text: Callable[[str, str], ParseResult] = parse
+) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for folder in _policy_folders(policies):
-        entries = read_versions(folder)
+        entries = read_versions(folder, parse_text=parse_text)
         found += _windows(entries)
         found += _lock_findings(folder, entries)
     return found

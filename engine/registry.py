@@ -6,12 +6,13 @@ A policy folder (`policies/ear-742.7/`) holds one `.policy` file per version. On
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from engine.errors import VersionError
-from engine.parser import parse
+from engine.parser import ParseResult, parse
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,16 @@ class VersionEntry:
         return f"{self.effective or '?'} to {self.ends or 'open'}"
 
 
-def read_versions(folder: Path) -> list[VersionEntry]:
-    """Every version file in a policy folder, ordered by effective date, then name."""
+def read_versions(
+    folder: Path, *, parse_text: Callable[[str, str], ParseResult] = parse
+) -> list[VersionEntry]:
+    """Every version file in a policy folder, ordered by effective date, then name.
+
+    `parse_text` lets a caller that keeps parsed trees (the language server) reuse them.
+    """
     entries = []
     for path in sorted(folder.glob("*.policy")):
-        tree = parse(path.read_text(encoding="utf-8"), str(path)).tree
+        tree = parse_text(path.read_text(encoding="utf-8"), str(path)).tree
         if tree is None:
             entries.append(VersionEntry(path, folder.name, path.stem, None, None, "unreadable"))
             continue

@@ -20,6 +20,7 @@ from lsprotocol import types as t
 from engine import api
 from engine import diff as d
 from engine.errors import CaseError, PolicyError, UsageError, has_errors
+from engine.intent import Expectation, compare, load_expectations
 from engine.lsp.features import lsp_range
 from engine.lsp.index import Range, range_of
 from engine.lsp.workspace import Workspace, universe_root
@@ -27,7 +28,6 @@ from engine.models import Decision
 from engine.registry import read_versions
 from engine.render import render_decision
 from engine.runtime import CompiledPolicy
-from engine.intent import Expectation, compare, load_expectations
 
 __all__ = ["DIFF_PREVIOUS", "EVALUATE", "Lenses"]
 

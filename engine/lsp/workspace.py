@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.analysis import find_conflicts
-from engine.checker import CheckResult, check_file
+from engine.checker import CheckCache, CheckResult, check_file
 from engine.errors import Diagnostic, UsageError, has_errors
 from engine.linter import LintConfig, lint
 from engine.lsp.index import FolderIndex
@@ -57,6 +57,7 @@ class Workspace:
         self._indexes: dict[Path, FolderIndex] = {}
         self._configs: dict[Path, LintConfig] = {}
         self._conflicts: dict[tuple[Path, str], list[Diagnostic]] = {}
+        self._cache = CheckCache()
         self.lock = threading.RLock()
 
     # -- buffers -------------------------------------------------------------------
@@ -120,7 +121,7 @@ class Workspace:
                 return cached.result
             generations = dict(self._generation)
             overlay = {str(p): t for p, t in self.open_texts.items()}
-        result = check_file(self.engine_path(key), overlay=overlay)
+        result = check_file(self.engine_path(key), overlay=overlay, cache=self._cache)
         inputs = {self.absolute(f): generations.get(self.absolute(f), 0) for f in result.sources}
         inputs.setdefault(key, generations.get(key, 0))
         with self.lock:
@@ -188,6 +189,7 @@ class Workspace:
                 [self.engine_path(f) for f in group],
                 self._lint_config(root),
                 check=lambda p: self.check(p),
+                cache=self._cache,
             )
             for finding in result.findings:
                 out.setdefault(self.absolute(finding.file), []).append(finding)
