@@ -384,4 +384,3 @@ async def test_code_lenses_and_their_commands(client: LanguageClient, project: P
         t.ExecuteCommandParams(command="policy.diffPrevious", arguments=[document])
     )
     assert "2020-03-09" in diff["text"] and "2020-10-06" in diff["text"]
-
