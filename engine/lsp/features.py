@@ -74,13 +74,19 @@ def to_lsp_diagnostic(d: Diagnostic) -> t.Diagnostic:
         severity=_SEVERITY[d.severity],
         code=d.code,
         source=SOURCE,
-        code_description=t.CodeDescription(href=_docs_link(d.code)),
+        code_description=_docs_link(d.code),
         data={"help": d.help, "message": d.message},
     )
 
 
-def _docs_link(code: str) -> str:
-    return f"https://policy-engine.invalid/docs/errors.md#{code}"
+def _docs_link(code: str) -> t.CodeDescription | None:
+    """Where the code is explained in the project the server runs in, when it has the docs:
+    lint codes in docs/linting.md (its table of codes), the others in docs/errors.md."""
+    from engine.linter import CODES
+
+    page, anchor = ("linting.md", "codes") if code in CODES else ("errors.md", code)
+    target = Path.cwd() / "docs" / page
+    return t.CodeDescription(href=f"{target.as_uri()}#{anchor}") if target.is_file() else None
 
 
 # ---------------------------------------------------------------------------
