@@ -30,9 +30,10 @@ from lark.exceptions import LarkError
 from engine import program as p
 from engine import syntax as s
 from engine.api import policy_files
-from engine.checker import CheckCache, CheckResult, check_file
+from engine.checker import CheckResult, check_file
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
 from engine.grammar import parser as lark_parser
+from engine.loader import Loader
 from engine.parser import ParseResult, parse
 from engine.registry import VersionEntry, read_versions
 
@@ -63,6 +64,11 @@ CODES: dict[str, LintCode] = {
         LintCode("unused-vocabulary", _W, "a vocabulary no policy beside it uses"),
         LintCode(
             "decision-value-never-produced", _W, "a decision value no rule decides (and not the default)"
+        ),
+        LintCode(
+            "unguarded-optional",
+            _W,
+            "a rule reads an optional fact that has no default and tests no presence of it",
         ),
         LintCode("rule-never-fires", _E, "a rule whose condition can never hold (with its unless clauses)"),
         LintCode("rule-shadowed", _E, "a rule that can fire but is always overridden by an exception"),
@@ -158,15 +164,15 @@ def lint(
     *,
     update_lock: bool = False,
     check: Callable[[Path], CheckResult] | None = None,
-    cache: CheckCache | None = None,
+    loader: Loader | None = None,
 ) -> LintResult:
     """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked.
 
     `check` replaces `check_file` for every file the run checks: the language server passes
-    one that reads unsaved buffers and reuses results of files that did not change; `cache`
-    is the `CheckCache` it keeps, so the linter's own parses are not repeated either.
+    one that reads unsaved buffers and reuses results of files that did not change, and its
+    `loader`, whose parse cache then serves the linter's own parses too.
     """
-    run = _Run(config or LintConfig(), check or check_file, cache.parse if cache is not None else parse)
+    run = _Run(config or LintConfig(), check or check_file, loader.parse if loader is not None else parse)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
     findings = run.lint(files)
@@ -210,6 +216,7 @@ class _Run:
                 raw += _rule_hygiene(tree)
                 if result.program is not None and not has_errors(result.diagnostics):
                     raw += _rule_reachability(result.program)
+                    raw += _unguarded_optionals(result.program)
         raw += self._unused(trees)
         raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"], self._parse)
         return self._finish(raw, trees)
@@ -390,6 +397,52 @@ def _references(program: p.Program, node: p.Node) -> list[tuple[str, str]]:
             and current.source.dotted in program.groups
         ):
             found.append(("group", current.source.dotted))
+        stack += p.sub_nodes(current)
+    return found
+
+
+def _unguarded_optionals(program: p.Program) -> list[Diagnostic]:
+    """Rules and derived facts that read an optional fact with no default and never test its presence.
+
+    Such a rule is *unknown* on every case that leaves the fact out, and the decisions it could
+    make stay undetermined: usually the author meant a default or a presence guard. The finding
+    is where the read is written (a rule, or the derived fact that reads it), once.
+    """
+    found = []
+    sites: list[tuple[str, str, Span, tuple[p.Node, ...]]] = [
+        ("derived fact", name, info.span, (info.node,)) for name, info in program.derived.items()
+    ]
+    sites += [("rule", r.id, r.decl.id.span, (r.condition, *r.unless)) for r in program.rules]
+    for kind, name, span, nodes in sites:
+        refs = [ref for node in nodes for ref in _direct_reads(node)]
+        guarded = {path for what, path in refs if what == "presence"}
+        for path in dict.fromkeys(path for what, path in refs if what == "fact"):
+            fact = program.facts.get(path)
+            if fact is None or not fact.nullable or path in guarded:
+                continue
+            found.append(
+                Diagnostic.at(
+                    "unguarded-optional",
+                    f"{kind} `{name}` reads optional fact `{path}`, which has no default: "
+                    "on a case without it, it is unknown",
+                    span,
+                    f"give the fact a default (`fact {path}: ... default VALUE`), or test "
+                    f"`{path} is present` here",
+                )
+            )
+    return found
+
+
+def _direct_reads(node: p.Node) -> list[tuple[str, str]]:
+    """Facts a node reads (`fact`) and tests for presence (`presence`), not through derived facts."""
+    found: list[tuple[str, str]] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, p.PresenceNode):
+            found.append(("presence", current.path))
+        elif isinstance(current, p.FactRead):
+            found.append(("fact", current.path))
         stack += p.sub_nodes(current)
     return found
 
@@ -648,7 +701,7 @@ class Reasoner:
         """The values a test reads; None when it cannot be evaluated from them (a table key test)."""
         if isinstance(node, p.FactRead | p.PresenceNode):
             fact = self.program.facts[node.path]
-            return {node.path: _Var(node.path, fact.type, fact.optional)}
+            return {node.path: _Var(node.path, fact.type, fact.nullable)}
         if isinstance(node, p.TableLookup):
             key = s.unparse(node.source)
             return {key: _Var(key, node.type, True)}

@@ -9,7 +9,6 @@ and `engine.diff`, exactly as `policy eval --explain` and `policy diff` do.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,6 +18,7 @@ from lsprotocol import types as t
 
 from engine import api
 from engine import diff as d
+from engine.cases import read_case, read_case_file
 from engine.errors import CaseError, PolicyError, UsageError, has_errors
 from engine.intent import Expectation, compare, load_expectations
 from engine.lsp.features import lsp_range
@@ -264,7 +264,7 @@ class Lenses:
             info.ends,
             info.effective or date.today(),
         )
-        cases = [d.read_case_file(f) for f in d.case_files(cases_dir)]
+        cases = [read_case_file(f) for f in d.case_files(cases_dir)]
         report = d.compare(before, after, cases, cases_from=str(self.ws.engine_path(cases_dir)))
         return d.render(report, "text")
 
@@ -293,8 +293,8 @@ def _firing_cases(lenses: Lenses, path: Path, policy: api.Policy, rule: str) -> 
 
 
 def _read_case(path: Path) -> dict[str, Any] | None:
+    """A case file's facts, or None when it cannot be read as a case (`engine.cases` words why)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_case(path)
+    except CaseError:
         return None
-    return data if isinstance(data, dict) else None

@@ -3,7 +3,8 @@
 Diagnostics are exactly what `policy check` and `policy lint` report (the checker, the
 conflict prover behind `policy check`, and the linter with the severities of the nearest
 `[tool.policy.lint]`), computed on the text in the editor rather than on disk: the
-checker reads open buffers through `check_file(overlay=...)`, and the linter is handed a
+checker reads open buffers through the `Loader` overlay (one loader, so one parse cache,
+for the whole session), and the linter is handed a
 `check` that reuses the result of every file whose inputs did not change. A vocabulary
 edit therefore re-checks exactly the policies that read it.
 
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.analysis import find_conflicts
-from engine.checker import CheckCache, CheckResult, check_file
+from engine.checker import CheckResult, check_file
 from engine.errors import Diagnostic, UsageError, has_errors
 from engine.linter import LintConfig, lint
+from engine.loader import Loader
 from engine.lsp.index import FolderIndex
 from engine.runtime import CompiledPolicy
 
@@ -57,7 +59,8 @@ class Workspace:
         self._indexes: dict[Path, FolderIndex] = {}
         self._configs: dict[Path, LintConfig] = {}
         self._conflicts: dict[tuple[Path, str], list[Diagnostic]] = {}
-        self._cache = CheckCache()
+        self._loader = Loader()  # one parse cache for every check and lint of the session
+        self._checking = threading.Lock()
         self.lock = threading.RLock()
 
     # -- buffers -------------------------------------------------------------------
@@ -121,7 +124,9 @@ class Workspace:
                 return cached.result
             generations = dict(self._generation)
             overlay = {str(p): t for p, t in self.open_texts.items()}
-        result = check_file(self.engine_path(key), overlay=overlay, cache=self._cache)
+        with self._checking:  # the loader's overlay is the buffers as they were for this check
+            self._loader.overlay = overlay
+            result = check_file(self.engine_path(key), loader=self._loader)
         inputs = {self.absolute(f): generations.get(self.absolute(f), 0) for f in result.sources}
         inputs.setdefault(key, generations.get(key, 0))
         with self.lock:
@@ -189,7 +194,7 @@ class Workspace:
                 [self.engine_path(f) for f in group],
                 self._lint_config(root),
                 check=lambda p: self.check(p),
-                cache=self._cache,
+                loader=self._loader,
             )
             for finding in result.findings:
                 out.setdefault(self.absolute(finding.file), []).append(finding)
