@@ -239,3 +239,36 @@ def test_policy_lsp_without_pygls_says_how_to_install_it() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 2
     assert "pip install 'policy-engine[lsp]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_file_outside_the_project_is_checked_but_not_linted(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The linter would walk the folder above a stray vocabulary for its users; outside the
+    project the server runs the checker only."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    stray = (elsewhere / "loose.vocab").resolve()
+    stray.write_text('vocabulary "loose"\n\nfact unread: boolean "nobody reads it"\nfact bad: Nope "x"\n')
+    ws = Workspace()
+    ws.set_text(stray, stray.read_text())
+    codes = {d.code for d in ws.diagnostics([stray])[stray]}
+    assert codes == {"unknown-type"}  # no unused-vocabulary / unused-fact from a walk of the tmp folder
+    hover = f.hover(ws, stray, 2, 6)
+    assert hover is not None and "nobody reads it" in hover.contents.value  # type: ignore[union-attr]
+
+
+def test_a_vocabulary_used_from_outside_the_folder_is_indexed(project: Path) -> None:
+    outside = project / "vocab"
+    outside.mkdir()
+    (outside / "extra.vocab").write_text(
+        'vocabulary "extra"\n\nfact far_away: boolean "declared outside policies/"\n'
+    )
+    path = write_draft(
+        project,
+        'use "../../vocab/extra.vocab"\n\nrule r "r"\n  cite "x"\n  if far_away\n  then decide license_review = denial\n',
+    )
+    ws = Workspace()
+    lines = path.read_text().splitlines()
+    line = lines.index("  if far_away")
+    target = f.definition(ws, path, line, 6)
+    assert target is not None and target.uri.endswith("/vocab/extra.vocab") and target.range.start.line == 2

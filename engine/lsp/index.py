@@ -124,23 +124,29 @@ class FolderIndex:
     def refresh(self) -> None:
         """Re-read files whose text changed (open buffers or disk), then re-resolve every use.
 
-        Parsing is cached per text, so an edit re-parses one file; resolution is cheap.
+        Parsing is cached per text, so an edit re-parses one file; resolution is cheap and
+        skipped when nothing changed. Vocabularies `use`d from outside the folder are indexed too.
         """
-        paths = sorted(p.resolve() for p in self.root.rglob("*") if p.suffix in (".policy", ".vocab"))
         current: dict[Path, FileIndex] = {}
-        changed = set(paths) != set(self.files)
-        for path in paths:
+        reparsed = False
+        pending = self._paths()
+        while pending:
+            path = pending.pop(0)
+            if path in current:
+                continue
             text = self._read(path)
             if text is None:
                 continue
-            cached = self.files.get(path)
-            if cached is not None and cached.text == text:
-                current[path] = cached
-                continue
-            result = parse(text, str(path))
-            current[path] = FileIndex(path, text, result.tree, result.diagnostics, text.splitlines())
-            changed = True
-        if not changed:
+            index = self.files.get(path)
+            if index is None or index.text != text:
+                result = parse(text, str(path))
+                index = FileIndex(path, text, result.tree, result.diagnostics, text.splitlines())
+                reparsed = True
+            current[path] = index
+            for item in index.tree.items if index.tree is not None else ():
+                if isinstance(item, s.Use):
+                    pending.append((path.parent / item.path).resolve())
+        if not reparsed and set(current) == set(self.files):
             return
         self.files = current
         for index in self.files.values():
@@ -150,6 +156,18 @@ class FolderIndex:
         self._visible = {}
         for index in self.files.values():
             _Resolver(self, index).run()
+
+    def _paths(self) -> list[Path]:
+        """The folder's own files: `*.policy` and `*.vocab` at most one folder down, as laid out
+        (`policies/<id>/<version>.policy`, `policies/shared/x.vocab`); never a deep walk, so a
+        stray file's folder costs nothing to index."""
+        found = {
+            p.resolve()
+            for pattern in ("*.policy", "*.vocab", "*/*.policy", "*/*.vocab")
+            for p in self.root.glob(pattern)
+            if p.is_file()
+        }
+        return sorted(found)
 
     def closure(self, path: Path) -> list[Path]:
         """The file and every vocabulary it uses, directly or not (depth first, each once)."""

@@ -59,6 +59,7 @@ class Workspace:
         self._indexes: dict[Path, FolderIndex] = {}
         self._configs: dict[Path, LintConfig] = {}
         self._conflicts: dict[tuple[Path, str], list[Diagnostic]] = {}
+        self._disk: dict[Path, tuple[tuple[int, int], str]] = {}  # path -> ((mtime, size), text)
         self._loader = Loader()  # one parse cache for every check and lint of the session
         self._checking = threading.Lock()
         self.lock = threading.RLock()
@@ -86,9 +87,16 @@ class Workspace:
         if text is not None:
             return text
         try:
-            return path.read_text(encoding="utf-8")
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            cached = self._disk.get(path)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            disk = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return None
+        self._disk[path] = (stamp, disk)
+        return disk
 
     # -- names -----------------------------------------------------------------------
     def engine_path(self, path: Path) -> Path:
@@ -102,6 +110,10 @@ class Workspace:
         """A file named in a diagnostic or a source map, as an absolute path."""
         path = Path(file)
         return (path if path.is_absolute() else self.cwd / path).resolve()
+
+    def in_workspace(self, folder: Path) -> bool:
+        """Whether a folder is the project (the working directory) or inside it."""
+        return folder == self.cwd or self.cwd in folder.parents
 
     # -- the index ------------------------------------------------------------------------
     def index(self, path: Path) -> FolderIndex:
@@ -190,6 +202,13 @@ class Workspace:
         for f in files:
             by_root.setdefault(universe_root(f), []).append(f)
         for root, group in by_root.items():
+            if not self.in_workspace(root):
+                # outside the project: `policy check` only; the linter would walk the folder
+                # above the file for a vocabulary's users, which here may be any folder at all
+                for f in group:
+                    for finding in self.check(f).diagnostics:
+                        out.setdefault(self.absolute(finding.file), []).append(finding)
+                continue
             result = lint(
                 [self.engine_path(f) for f in group],
                 self._lint_config(root),
