@@ -265,8 +265,10 @@ def baseline(rounds: int) -> dict[str, float]:
     return summary(times)
 
 
-def report(results: dict[str, Any], floor: dict[str, float]) -> str:
+def report(results: dict[str, Any], floor: dict[str, float], load: tuple[float, float] | None = None) -> str:
     lines = [
+        f"machine: {os.cpu_count()} cores"
+        + (f", load average {load[0]:.1f} before and {load[1]:.1f} after the run" if load else ""),
         f"baseline (in-process check + lint of {POLICY}): median {floor['median']:.1f} ms, p95 {floor['p95']:.1f} ms",
         "",
         f"{'measure':<34} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'x baseline':>11}",
@@ -290,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="3 rounds, to check the benchmark runs")
     args = parser.parse_args(argv)
     rounds = 3 if args.smoke else args.rounds
+    before = os.getloadavg()[0]
     floor = baseline(rounds)
     results = asyncio.run(measure(rounds))
-    print(report(results, floor))
+    print(report(results, floor, (before, os.getloadavg()[0])))
     return 0
 
 
