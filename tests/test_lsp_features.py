@@ -272,3 +272,29 @@ def test_a_vocabulary_used_from_outside_the_folder_is_indexed(project: Path) -> 
     line = lines.index("  if far_away")
     target = f.definition(ws, path, line, 6)
     assert target is not None and target.uri.endswith("/vocab/extra.vocab") and target.range.start.line == 2
+
+
+def test_fact_defaults_in_hover_completion_and_references(project: Path) -> None:
+    vocab = (project / VOCAB).resolve()
+    text = vocab.read_text().replace(
+        'fact end_user.type: EndUserType "kind of end user"',
+        'fact end_user.type: EndUserType default private "kind of end user"',
+    )
+    assert "default private" in text
+    ws = Workspace()
+    ws.set_text(vocab, text)
+    lines = text.splitlines()
+    line = next(i for i, row in enumerate(lines) if "default private" in row)
+    hover = f.hover(ws, vocab, line, lines[line].index("end_user.type") + 2)
+    assert hover is not None and "**Default:** `private`" in hover.contents.value  # type: ignore[union-attr]
+    value = f.definition(ws, vocab, line, lines[line].index("private") + 1)
+    assert value is not None and value.range.start.line == next(
+        i for i, row in enumerate(lines) if "<government, government_linked, private" in row
+    )
+    got = labels(ws, vocab, text.replace("default private", "default |", 1))
+    assert got == ["government", "government_linked", "private", "reseller", "individual"]
+    assert labels(
+        ws,
+        vocab,
+        text.replace('fact civil_disorder: boolean "', 'fact civil_disorder: boolean default |"', 1),
+    ) == ["true", "false"]

@@ -144,9 +144,14 @@ def _describe(ws: Workspace, folder: FolderIndex, decl: Declaration, path: Path)
     kind = decl.key.kind
     parts: list[str] = []
     if isinstance(item, s.FactDecl):
-        parts.append(_code(f'fact {item.dotted}: {_type_text(item.type)} "{item.description}"'))
+        default = f" default {s.unparse(item.default)}" if item.default is not None else ""
+        parts.append(_code(f'fact {item.dotted}: {_type_text(item.type)}{default} "{item.description}"'))
         parts.append(item.description)
-        if item.type.optional:
+        if item.default is not None:
+            parts.append(
+                f"**Default:** `{s.unparse(item.default)}`; a case may leave it out and it then takes this value"
+            )
+        elif item.type.optional:
             parts.append(
                 "**Default:** none; optional, a case may leave it out (conditions reading it are then *unknown*)"
             )
@@ -679,6 +684,15 @@ def _complete(
     if re.search(r"\brecommend\s+[A-Za-z0-9_ -]*$", prefix) and not re.search(r"\band\s*$", prefix):
         return _named_items(ws, visible, ("recommendation",))
     if m := re.search(
+        r"^\s*fact\s+"
+        + _WORD
+        + r"+\s*:\s*(?:optional\s+)?(set\s+of\s+)?("
+        + _WORD
+        + r"+)\s+default\s+<?[^\"]*$",
+        prefix,
+    ):
+        return _default_values(folder, path, m.group(2), is_set=bool(m.group(1)))
+    if m := re.search(
         r"\bdecision\s+" + _WORD + r"+\s*:\s*(" + _WORD + r"+)\s+default\s+" + _WORD + "*$", prefix
     ):
         return _values(folder, path, m.group(1))
@@ -726,6 +740,14 @@ def _complete(
     if start_of_line:
         return _line_starts(ws, folder, path, lines, line, decl_kind)
     return []
+
+
+def _default_values(folder: FolderIndex, path: Path, type_name: str, is_set: bool) -> list[t.CompletionItem]:
+    """What may follow `default` in a fact declaration: a value of its type (`<>` for a set)."""
+    items = [_item("<>", t.CompletionItemKind.Value, "the empty set")] if is_set else []
+    if type_name == "boolean":
+        return [_item(v, t.CompletionItemKind.Value, "boolean") for v in ("true", "false")]
+    return items + _values(folder, path, type_name)
 
 
 def _enclosing_declaration(lines: list[str], line: int) -> str | None:

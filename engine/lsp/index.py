@@ -363,6 +363,8 @@ class _Resolver:
         if isinstance(item, s.FactDecl | s.TableDecl | s.DefineDecl):
             if isinstance(item, s.FactDecl):
                 self._type(item.type)
+                if item.default is not None:
+                    self._expr(item.default, self._enum_of_type(item.type))
             elif isinstance(item, s.TableDecl):
                 self._type(item.key_type)
                 self._type(item.value_type)
