@@ -24,6 +24,8 @@ def test_latency_benchmark_smoke() -> None:
 
     floor = bench.baseline(1)
     results = asyncio.run(bench.measure(1))
+    results["server_work"] = bench.server_work(1)
     text = bench.report(results, floor)
     assert results["samples"] == {"policy": 2, "vocabulary": 2, "completion": 2}
     assert "diagnostics_policy_edit" in text and "x baseline" in text
+    assert set(results["server_work"]) == {"policy edit", "vocabulary edit"}
