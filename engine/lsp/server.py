@@ -64,6 +64,16 @@ class PolicyLanguageServer(LanguageServer):
         run = self._run
         files = [p for p in self.policy.open_texts if universe_root(p) == root]
         loop = asyncio.get_event_loop()
+        policies = [p for p in files if p.suffix == ".policy"]
+        if policies and len(policies) < len(files):
+            # A vocabulary is open too: its own lint findings need every policy that uses it
+            # re-checked, so the open policies' findings (what an edit there breaks) go first.
+            first = await loop.run_in_executor(
+                self._executor, lambda: self.policy.diagnostics(policies, conflicts=False)
+            )
+            if run != self._run:
+                return
+            self._publish_files(root, policies, first)
         fast = await loop.run_in_executor(
             self._executor, lambda: self.policy.diagnostics(files, conflicts=False)
         )
@@ -75,6 +85,19 @@ class PolicyLanguageServer(LanguageServer):
         )
         if run == self._run and full != fast:
             self._publish(root, full)
+
+    def _publish_files(self, root: Path, files: list[Path], found: dict[Path, list[Diagnostic]]) -> None:
+        """Publish the given files only (a first, partial pass); the others keep what they show."""
+        published = self._published.setdefault(root, set())
+        for path in files:
+            diagnostics = [f.to_lsp_diagnostic(d) for d in found.get(path, [])]
+            self.text_document_publish_diagnostics(
+                t.PublishDiagnosticsParams(uri=path.as_uri(), diagnostics=diagnostics)
+            )
+            if diagnostics:
+                published.add(path)
+            else:
+                published.discard(path)
 
     def _publish(self, root: Path, found: dict[Path, list[Diagnostic]]) -> None:
         before = self._published.get(root, set())
