@@ -229,9 +229,9 @@ class _Checker:
                 continue
             fact_type = self._type(fact.type)
             if fact_type is not None:
-                prog.facts[path] = p.FactInfo(
-                    path, fact_type, fact.type.optional, fact.description, fact.span
-                )
+                default = self._fact_default(fact, fact_type)
+                optional = fact.type.optional or fact.default is not None
+                prog.facts[path] = p.FactInfo(path, fact_type, optional, fact.description, fact.span, default)
         for name, group in d.groups.items():
             prog.groups[name] = p.GroupInfo(name, group.description, group.values.items, group.span)
         for name, (table, declared_in) in d.tables.items():
@@ -243,6 +243,22 @@ class _Checker:
             self._check_decision(decision)
         prog.obligations = {n: o.description for n, o in d.obligations.items()}
         prog.recommendations = {n: (r.description, r.citations) for n, r in d.recommendations.items()}
+
+    def _fact_default(self, fact: s.FactDecl, fact_type: p.Type) -> p.Value | None:
+        """The declared default of a fact, checked against its type (a constant, like a decision's)."""
+        if fact.default is None:
+            return None
+        node = self._resolve(fact.default, fact_type)
+        if node is None:
+            return None
+        if not isinstance(node, p.Const) or not _same(node.type, fact_type):
+            self._mismatch(
+                fact.default,
+                f"the default of `{fact.dotted}` is {s.unparse(fact.default)}, not a {fact_type} constant",
+                f"write a {fact_type} value, e.g. " + _example_value(fact_type, self.declared.enums),
+            )
+            return None
+        return node.value
 
     def _enum_values(self, enum: s.EnumDecl) -> tuple[str, ...]:
         values: list[str] = []
@@ -576,7 +592,7 @@ class _Checker:
             return p.Const(name, enum_type, ref)
         if name in prog.facts:
             fact = prog.facts[name]
-            return p.FactRead(name, fact.type, fact.optional, ref)
+            return p.FactRead(name, fact.type, fact.nullable, ref)
         if name in self.declared.facts:
             return None  # its declaration had an error, already reported
         if name in self.declared.defines:
@@ -821,6 +837,13 @@ class _Checker:
                 expr.span,
                 "mark the fact `optional`, or drop the test",
             )
+        elif fact.default is not None:
+            self._warn(
+                "presence-of-required",
+                f"`{fact.path}` has a default, so it is always present",
+                expr.span,
+                "drop the test, or drop the default to tell a missing value apart",
+            )
         return p.PresenceNode(fact.path, expr.present, p.BOOLEAN, expr)
 
 
@@ -848,6 +871,16 @@ def _literal_type(value: Any) -> p.Type:
     if isinstance(value, date):
         return p.DATE
     return p.STRING
+
+
+def _example_value(type_: p.Type, enums: dict[str, s.EnumDecl]) -> str:
+    """A constant of a type, as an author would write it (for help texts)."""
+    if type_.is_set:
+        return "`<>` (the empty set)"
+    if type_.base == "enum":
+        decl = enums.get(type_.enum or "")
+        return f"`{decl.values[0].name}`" if decl is not None and decl.values else "an enumeration value"
+    return {"boolean": "`false`", "number": "`0`", "string": '`""`', "date": "`2020-01-01`"}[type_.base]
 
 
 def _list(values: Iterable[str]) -> str:

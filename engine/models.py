@@ -11,7 +11,17 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictStr,
+    create_model,
+    model_serializer,
+)
 
 from engine import program as p
 from engine.cases import Record, records
@@ -103,6 +113,16 @@ class Trace(_Model):
     facts: dict[str, Any]
     derived: dict[str, Any] = Field(default_factory=dict)
     rules: list[RuleTrace]
+    #: Facts the case left out that took their declared default (their value is in `facts`).
+    defaults: list[str] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _drop_empty(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """`defaults` appears only when a default was used, so traces of policies without them are unchanged."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("defaults"):
+            data.pop("defaults", None)
+        return data
 
 
 class Decision(_Model):
@@ -172,9 +192,18 @@ def _build_model(name: str, tree: Record, program: p.Program) -> type[BaseModel]
         attr = f"f{index}"
         if isinstance(entry, p.FactInfo):
             default = None if entry.optional else ...
+            # A declared default is applied by the compiled rules (so the trace can say it was
+            # used); the schema still shows it, as JSON Schema's `default`.
+            extra = None if entry.default is None else {"default": to_json_value(entry.default)}
             fields[attr] = (
                 _annotation(entry, program.enums),
-                Field(default, alias=key, title=_title(key), description=entry.description),
+                Field(
+                    default,
+                    alias=key,
+                    title=_title(key),
+                    description=entry.description,
+                    json_schema_extra=extra,
+                ),
             )
         else:
             sub = _build_model(f"{name}_{key}", entry, program)

@@ -91,6 +91,7 @@ class CompiledPolicy:
         self._order = self._precedence_order()
         self._rank = {rule: position for position, rule in enumerate(self._order)}
         self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
+        self._defaults = {k: f.default for k, f in program.facts.items() if f.default is not None}
         # Everything about a trace that does not depend on the case is worked out once, here.
         self._slot_text = tuple(s.unparse(slot.node.source) for slot in self.rules.slots)
         self._slot_kind: tuple[ConditionKind, ...] = tuple(
@@ -357,6 +358,9 @@ class CompiledPolicy:
 
     def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
         derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
+        defaults = [k for k, v in facts.items() if v is None and k in self._defaults]
+        if defaults:  # show the value the rules used, and say it was the declared default
+            facts = {**facts, **{k: self._defaults[k] for k in defaults}}
         known = {**facts, **derived_map}
         rules = []
         for i, rule in enumerate(self.program.rules):
@@ -366,6 +370,7 @@ class CompiledPolicy:
             facts={k: to_json_value(v) for k, v in facts.items()},
             derived={k: to_json_value(v) for k, v in derived_map.items()},
             rules=rules,
+            defaults=defaults,
         )
 
     def _rule_trace(
