@@ -14,10 +14,11 @@ from fastapi.testclient import TestClient
 
 import engine
 from engine.decisionlog import merkle
+from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter, Signer
 from engine.decisionlog.log import export_records
 from engine.decisionlog.records import compact, trace_hash
-from engine.decisionlog.store import LogUnavailable, open_store
+from engine.decisionlog.store import LogUnavailable
 from engine.service.app import ServiceConfig, create_app
 from engine.service.auth import TokenError, load_tokens
 from engine.service.policies import PolicySet
@@ -111,7 +112,9 @@ def test_a_decision_is_the_cli_json_plus_id_and_receipt_and_is_logged(served: An
 
 def test_explain_returns_the_trace_whose_hash_is_logged(served: Any) -> None:
     facts = case()
-    facts["end_user"].pop("name", None)  # no personal value: the trace hash is unsalted, anyone can recompute it
+    facts["end_user"].pop(
+        "name", None
+    )  # no personal value: the trace hash is unsalted, anyone can recompute it
     response = served.post(URL + "?at=2021-01-01&explain=true", json=facts, headers=bearer(DECIDE))
     body = response.json()
     assert body["trace"]["trace_version"] == 1 and body["trace"]["rules"]
@@ -340,3 +343,23 @@ def test_constant_time_lookup_finds_each_token(tmp_path: Path) -> None:
         "ops",
     ]  # type: ignore[union-attr]
     assert tokens.authenticate("Basic abc") is None and tokens.authenticate(None) is None
+
+
+def test_engine_and_the_cli_import_none_of_the_service_stacks() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, engine, engine.cli; "
+        "heavy = [m for m in ('fastapi', 'uvicorn', 'starlette', 'cryptography', 'psycopg') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip() == "[]"

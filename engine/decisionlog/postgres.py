@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from engine.decisionlog.sqlite import APPEND_ONLY, SCHEMA_VERSION, now_text
+from engine.decisionlog.records import now_text
+from engine.decisionlog.sqlite import APPEND_ONLY, SCHEMA_VERSION
 from engine.decisionlog.store import (
     Durability,
     LogError,

@@ -19,6 +19,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "compact",
     "genesis",
     "new_decision_id",
+    "now_text",
     "parse_body",
     "trace_hash",
 ]
@@ -43,6 +45,11 @@ _SEQ = re.compile(rb'^\{"seq":(\d+),')
 def compact(value: Any) -> bytes:
     """JSON without spaces, keys sorted, UTF-8: how values inside a record are written and committed."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def now_text() -> str:
+    """UTC time with microseconds, as records carry it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_decision_id() -> str:

@@ -8,10 +8,10 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.decisionlog.records import now_text
 from engine.decisionlog.store import (
     Durability,
     LogError,
@@ -79,11 +79,6 @@ _TRIGGERS = "\n".join(
         " BEGIN SELECT RAISE(ABORT, 'decision log retention: record is held or younger than five years'); END;",
     ]
 )
-
-
-def now_text() -> str:
-    """UTC time with microseconds, as records carry it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SqliteStore(Store):

@@ -190,7 +190,7 @@ class GroupCommitter:
             if self._frontier.size in (0, self._checkpointed):
                 self._last_checkpoint = time.monotonic()
                 return
-            from engine.decisionlog.sqlite import now_text
+            from engine.decisionlog.records import now_text
 
             checkpoint = self.checkpoints.signer.checkpoint(
                 self.store.log_id, self._frontier.size, self._frontier.root(), self._head, now_text()
