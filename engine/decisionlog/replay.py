@@ -90,7 +90,13 @@ class ReplayOutcome:
 
 
 def logged_cases(
-    store: Store, policy_id: str, *, since: str | None, until: str | None, skipped: dict[str, int]
+    store: Store,
+    policy_id: str,
+    *,
+    since: str | None,
+    until: str | None,
+    skipped: dict[str, int],
+    recorded: str | None = None,
 ) -> Iterator[LoggedCase]:
     """The logged decisions of one policy in the window, with inputs restored and trace salts."""
     batch: list[dict[str, Any]] = []
@@ -116,7 +122,7 @@ def logged_cases(
         if record.get("pruned"):
             skipped["pruned"] = skipped.get("pruned", 0) + 1
             continue
-        if record.get("policy") != policy_id:
+        if record.get("policy") != policy_id or (recorded is not None and record.get("version") != recorded):
             continue
         if record.get("personal_erased"):
             skipped["personal data erased"] = skipped.get("personal data erased", 0) + 1
@@ -199,8 +205,9 @@ def replay(
     since: date | None = None,
     until: date | None = None,
     workers: int = 1,
+    recorded: str | None = None,
 ) -> ReplayOutcome:
-    """Replay every logged decision of `against`'s policy in the window."""
+    """Replay every logged decision of `against`'s policy in the window (made by `recorded`, if given)."""
     skipped: dict[str, int] = {}
     same = SameVersion()
     groups: dict[tuple[str, str], _Group] = {}
@@ -211,6 +218,7 @@ def replay(
         since=since.isoformat() if since else None,
         until=until.isoformat() if until else None,
         skipped=skipped,
+        recorded=recorded,
     )
     pool = (
         ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(against.policy.path),))
