@@ -16,8 +16,9 @@ import engine
 from engine.decisionlog import merkle
 from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter, Signer
+from engine.decisionlog.evaluation import evaluate_for_log
 from engine.decisionlog.log import export_records
-from engine.decisionlog.records import compact, trace_hash
+from engine.decisionlog.records import trace_hash
 from engine.decisionlog.store import LogUnavailable
 from engine.service.app import ServiceConfig, create_app
 from engine.service.auth import TokenError, load_tokens
@@ -120,7 +121,16 @@ def test_explain_returns_the_trace_whose_hash_is_logged(served: Any) -> None:
     assert body["trace"]["trace_version"] == 1 and body["trace"]["rules"]
     with open_store(served.config.log_url) as store:
         (record,) = [r for r in export_records(store) if r["kind"] == "decision"]
-    assert record["trace_hash"] == trace_hash(compact(body["trace"]))
+    policy = engine.load(ROOT / "policies" / "ear-742.7", version="2020-10-06")
+    evaluation = evaluate_for_log(policy, facts, __import__("datetime").date(2021, 1, 1), explain=True)
+    assert evaluation.trace == body["trace"]  # the trace answered is the trace of `policy eval --explain`
+    assert (
+        policy.evaluate(facts, trace=True, at=__import__("datetime").date(2021, 1, 1)).model_dump(
+            mode="json"
+        )["trace"]
+        == body["trace"]
+    )
+    assert record["trace_hash"] == trace_hash(evaluation.raw_trace)
 
 
 def test_version_by_name_or_date(served: Any) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 
 from engine import api
 from engine import diff as d
+from engine.decisionlog.evaluation import evaluate_for_log
 from engine.decisionlog.log import export_records
-from engine.decisionlog.records import TRACE_SALT_PATH, compact, trace_hash
+from engine.decisionlog.records import TRACE_SALT_PATH, trace_hash
 from engine.decisionlog.store import Store
 from engine.errors import CaseError, PolicyError, UsageError
 from engine.registry import read_versions
@@ -139,17 +140,14 @@ def check_same(policy: api.Policy, cases: Sequence[LoggedCase]) -> SameVersion:
     for logged in cases:
         result.replayed += 1
         try:
-            decision = policy.evaluate(logged.case, trace=True, at=logged.evaluated_at)
+            evaluation = evaluate_for_log(policy, logged.case, logged.evaluated_at)
         except CaseError as exc:
-            result.mismatches.append(
-                _mismatch(logged, f"the logged input no longer validates: {exc.problems}")
-            )
+            why = f"the logged input no longer validates: {exc.problems}"
+            result.mismatches.append(_mismatch(logged, why))
             continue
-        full = decision.model_dump(mode="json")
-        output = {**full, "trace": None}
-        if output != logged.output:
+        if evaluation.output != logged.output:
             result.mismatches.append(_mismatch(logged, "the decision differs from the logged one"))
-        elif trace_hash(compact(full["trace"]), logged.trace_salt) != logged.trace_hash:
+        elif trace_hash(evaluation.raw_trace, logged.trace_salt) != logged.trace_hash:
             result.mismatches.append(_mismatch(logged, "the trace hash differs from the logged one"))
         else:
             result.identical += 1
