@@ -373,3 +373,12 @@ def test_engine_and_the_cli_import_none_of_the_service_stacks() -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_demo_serves_one_decision_and_verifies_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.service.demo import show
+
+    assert show() == 0
+    out = capsys.readouterr().out
+    assert "200: ear-742.7 @ 2020-10-06: license_review = not_favorable" in out
+    assert "1 records, 1 signed checkpoint(s): intact" in out
