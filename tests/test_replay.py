@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from test_service import DECIDE, bearer, make_config
 
 from engine import diff as d
+from engine.cases import read_case_file
 from engine.decisionlog.backends import open_store
 from engine.decisionlog.replay import replay
 from engine.service.app import create_app
@@ -72,7 +73,7 @@ def test_under_another_version_the_transitions_are_those_of_policy_diff(log: Pat
     on_day = datetime.date(2020, 5, 1)
     before = d.resolve_spec(d.Spec.parse(f"{FOLDER}@2020-03-09"), on_day)
     after = d.resolve_spec(d.Spec.parse(f"{FOLDER}@2020-10-06"), on_day)
-    direct = d.compare(before, after, [d.read_case_file(p) for p in CASES], cases_from="fixtures/cases")
+    direct = d.compare(before, after, [read_case_file(p) for p in CASES], cases_from="fixtures/cases")
     assert report.summary.changed > 0
     key = ("compared", "changed", "reasons_changed", "unchanged", "failed")
     assert [getattr(report.summary, k) for k in key] == [getattr(direct.summary, k) for k in key]
