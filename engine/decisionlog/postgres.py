@@ -282,6 +282,13 @@ class PostgresStore(Store):
                     seq, kind, did, at, bytes(leaf), bytes(chain), None if body is None else bytes(body)
                 )
 
+    def hashes(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+        rows = self._query(
+            "SELECT seq, leaf_hash, chain_hash FROM records WHERE seq >= %s ORDER BY seq", (start,)
+        )
+        for seq, leaf, chain in rows:
+            yield seq, bytes(leaf), bytes(chain)
+
     def leaves(self, start: int, stop: int) -> list[bytes]:
         rows = self._query(
             "SELECT leaf_hash FROM records WHERE seq >= %s AND seq < %s ORDER BY seq", (start, stop)

@@ -243,6 +243,14 @@ class SqliteStore(Store):
                     seq, kind, did, at, bytes(leaf), bytes(chain), None if body is None else bytes(body)
                 )
 
+    def hashes(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+        cursor = self.db.execute(
+            "SELECT seq, leaf_hash, chain_hash FROM records WHERE seq >= ? ORDER BY seq", (start,)
+        )
+        while rows := cursor.fetchmany(5000):
+            for seq, leaf, chain in rows:
+                yield seq, bytes(leaf), bytes(chain)
+
     def leaves(self, start: int, stop: int) -> list[bytes]:
         cursor = self.db.execute(
             "SELECT leaf_hash FROM records WHERE seq >= ? AND seq < ? ORDER BY seq", (start, stop)

@@ -125,6 +125,10 @@ class Store(abc.ABC):
         """Records by position (a gap means rows were deleted), bodies joined in."""
 
     @abc.abstractmethod
+    def hashes(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(position, leaf hash, chain hash) from `start` on, without the bodies (catching up is cheap)."""
+
+    @abc.abstractmethod
     def leaves(self, start: int, stop: int) -> list[bytes]:
         """Leaf hashes of positions [start, stop), in order."""
 
