@@ -15,6 +15,7 @@ from typing import Any
 
 from engine import numbers
 from engine import program as p
+from engine.cases import records
 
 EMPTY: frozenset[Any] = frozenset()
 
@@ -127,6 +128,7 @@ class _Emitter:
         self.program = program
         self.prefix = prefix
         self.nested = nested
+        self.case_records = records(program) if nested else None  # how a trusted nested case nests
         self.namespace: dict[str, Any] = dict(_RUNTIME)
         self.facts: dict[str, str] = {}
         self.derived_vars = {name: f"_d{i}" for i, name in enumerate(program.derived)}
@@ -239,12 +241,11 @@ class _Emitter:
             return f"f[{path!r}]"
         parts = path.split(".")
         source = "f"
-        for depth, part in enumerate(parts[:-1]):
-            prefix = ".".join(parts[: depth + 1])
-            required = any(
-                not f.optional for k, f in self.program.facts.items() if k.startswith(prefix + ".")
-            )
-            source = f"{source}[{part!r}]" if required else f"({source}.get({part!r}) or _NOREC)"
+        record = self.case_records
+        assert record is not None
+        for part in parts[:-1]:
+            record = record.at(part)
+            source = f"{source}[{part!r}]" if record.required() else f"({source}.get({part!r}) or _NOREC)"
         optional = self.program.facts[path].optional
         return f"{source}.get({parts[-1]!r})" if optional else f"{source}[{parts[-1]!r}]"
 

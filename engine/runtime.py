@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from engine import program as p
 from engine import syntax as s
+from engine.cases import pydantic_problem, value_at
 from engine.compiler import CompiledRules, Tables, compile_program
-from engine.errors import CaseDiagnostic, CaseError, case_problem
+from engine.errors import CaseError, case_problem
 from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
@@ -139,7 +140,7 @@ class CompiledPolicy:
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([_problem(e) for e in exc.errors()]) from None
+            raise CaseError([pydantic_problem(e) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -455,9 +456,7 @@ class CompiledPolicy:
         """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
         flat: dict[str, Any] = {}
         for path, fact in self.program.facts.items():
-            value: Any = dumped
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+            value = value_at(dumped, path)
             if fact.type.is_set and value is not None:
                 value = frozenset(value)
             flat[path] = value
@@ -479,20 +478,3 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
         for e in table.entries
         if (e.effective is None or e.effective <= when) and (e.ends is None or when <= e.ends)
     }
-
-
-def _problem(error: Any) -> CaseDiagnostic:
-    """One pydantic error as a coded case diagnostic: field path, reason in plain words."""
-    path = ""
-    for part in error.get("loc", ()):
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    path = path or "(case)"
-    kind = error.get("type", "")
-    if kind == "missing":
-        return case_problem(path, "is required but missing", "missing-fact")
-    if kind == "extra_forbidden":
-        return case_problem(path, "is not a fact of this policy", "unknown-fact")
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return case_problem(path, f"{error.get('input')!r} is not one of the allowed values ({expected})")
-    return case_problem(path, str(error.get("msg", "is invalid")))

@@ -328,7 +328,8 @@ def test_knowing_a_missing_fact_never_changes_a_known_condition(path: Path) -> N
         pytest.skip("no optional facts")
     strategy = case_strategy(program)
 
-    @SETTINGS
+    # With a single optional fact, half the drawn pairs fill nothing in and are filtered out.
+    @settings(SETTINGS, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(strategy, strategy)
     def run(partial: dict[str, Any], full: dict[str, Any]) -> None:
         # `partial` misses some optional facts; `complete` is partial with them filled in from `full`
