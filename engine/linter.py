@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -29,12 +29,11 @@ from lark.exceptions import LarkError
 
 from engine import program as p
 from engine import syntax as s
-from engine.api import policy_files
-from engine.checker import CheckResult, check_file
+from engine.api import Environment, default_environment, policy_files
+from engine.checker import CheckResult
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
 from engine.grammar import parser as lark_parser
-from engine.loader import Loader
-from engine.parser import ParseResult, parse
+from engine.parser import parse
 from engine.registry import VersionEntry, read_versions
 
 # ---------------------------------------------------------------------------
@@ -163,16 +162,10 @@ def lint(
     config: LintConfig | None = None,
     *,
     update_lock: bool = False,
-    check: Callable[[Path], CheckResult] | None = None,
-    loader: Loader | None = None,
+    environment: Environment | None = None,
 ) -> LintResult:
-    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked.
-
-    `check` replaces `check_file` for every file the run checks: the language server passes
-    one that reads unsaved buffers and reuses results of files that did not change, and its
-    `loader`, whose parse cache then serves the linter's own parses too.
-    """
-    run = _Run(config or LintConfig(), check or check_file, loader.parse if loader is not None else parse)
+    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked."""
+    run = _Run(config or LintConfig(), environment or default_environment)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
     findings = run.lint(files)
@@ -182,25 +175,15 @@ def lint(
 class _Run:
     """One lint run: checked programs are shared between the files that need them."""
 
-    def __init__(
-        self,
-        config: LintConfig,
-        check: Callable[[Path], CheckResult] = check_file,
-        parse_text: Callable[[str, str], ParseResult] = parse,
-    ):
+    def __init__(self, config: LintConfig, environment: Environment):
         self.config = config
-        self._check_file = check
-        self._parse = parse_text
+        self.environment = environment  # holds the one cache of checked files
         self.sources: dict[str, str] = {}
-        self._checked: dict[Path, CheckResult] = {}
 
     def check(self, path: Path) -> CheckResult:
-        key = path.resolve()
-        if key not in self._checked:
-            result = self._check_file(path)
-            self._checked[key] = result
-            self.sources.update(result.sources)
-        return self._checked[key]
+        result = self.environment.check_file(path)
+        self.sources.update(result.sources)
+        return result
 
     def lint(self, files: list[Path]) -> list[Diagnostic]:
         raw: list[Diagnostic] = []
@@ -208,7 +191,7 @@ class _Run:
         for path in files:
             result = self.check(path)
             raw += result.diagnostics
-            tree = _tree(path, self.sources, self._parse)
+            tree = _tree(path, self.sources)
             if tree is None:
                 continue
             trees[path] = tree
@@ -218,7 +201,7 @@ class _Run:
                     raw += _rule_reachability(result.program)
                     raw += _unguarded_optionals(result.program)
         raw += self._unused(trees)
-        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"], self._parse)
+        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"])
         return self._finish(raw, trees)
 
     # -- declarations nothing uses --------------------------------------------
@@ -282,7 +265,7 @@ class _Run:
         out: list[Diagnostic] = []
         for finding in raw:
             if finding.file not in suppressions:
-                tree = _tree(Path(finding.file), self.sources, self._parse)
+                tree = _tree(Path(finding.file), self.sources)
                 suppressions[finding.file] = _suppressions(tree, self.sources) if tree else []
             if finding.code in CODES and any(a.covers(finding) for a in suppressions[finding.file]):
                 continue
@@ -297,9 +280,7 @@ class _Run:
         return sorted(leveled, key=Diagnostic.sort_key)
 
 
-def _tree(
-    path: Path, sources: dict[str, str], parse_text: Callable[[str, str], ParseResult] = parse
-) -> s.SourceFile | None:
+def _tree(path: Path, sources: dict[str, str]) -> s.SourceFile | None:
     text = sources.get(str(path))
     if text is None:
         try:
@@ -307,7 +288,7 @@ def _tree(
         except OSError:
             return None
         sources[str(path)] = text
-    return parse_text(text, str(path)).tree
+    return parse(text, str(path)).tree
 
 
 def _universe_root(vocabulary: Path) -> Path:
@@ -705,8 +686,8 @@ class Reasoner:
         if isinstance(node, p.TableLookup):
             key = s.unparse(node.source)
             return {key: _Var(key, node.type, True)}
-        if isinstance(node, p.TableHas):
-            return None
+        if isinstance(node, (p.TableHas, *p.COMPUTED_NODES)):
+            return None  # arithmetic is opaque to the search: a free atom, so no false proof
         if isinstance(node, p.DerivedRead):
             return self._leaves(self.program.derived[node.name].node)
         found: dict[str, _Var] = {}
@@ -963,12 +944,10 @@ def _policy_folders(files: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(f.parent for f in files if f.suffix == ".policy"))
 
 
-def _versions(
-    policies: list[Path], parse_text: Callable[[str, str], ParseResult] = parse
-) -> list[Diagnostic]:
+def _versions(policies: list[Path]) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for folder in _policy_folders(policies):
-        entries = read_versions(folder, parse_text=parse_text)
+        entries = read_versions(folder)
         found += _windows(entries)
         found += _lock_findings(folder, entries)
     return found

@@ -6,13 +6,12 @@ A policy folder (`policies/ear-742.7/`) holds one `.policy` file per version. On
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from engine.errors import VersionError
-from engine.parser import ParseResult, parse
+from engine.loader import Loader
 
 
 @dataclass(frozen=True)
@@ -36,16 +35,16 @@ class VersionEntry:
         return f"{self.effective or '?'} to {self.ends or 'open'}"
 
 
-def read_versions(
-    folder: Path, *, parse_text: Callable[[str, str], ParseResult] = parse
-) -> list[VersionEntry]:
+def read_versions(folder: Path, loader: Loader | None = None) -> list[VersionEntry]:
     """Every version file in a policy folder, ordered by effective date, then name.
 
-    `parse_text` lets a caller that keeps parsed trees (the language server) reuse them.
+    The files are read and parsed by the loading stage (`loader`, a fresh one by default), so
+    an environment parses a version once for choosing it and checking it.
     """
+    loader = loader or Loader()
     entries = []
     for path in sorted(folder.glob("*.policy")):
-        tree = parse_text(path.read_text(encoding="utf-8"), str(path)).tree
+        tree = loader.parse(loader.read(path), str(path)).tree
         if tree is None:
             entries.append(VersionEntry(path, folder.name, path.stem, None, None, "unreadable"))
             continue
@@ -66,10 +65,15 @@ def read_versions(
 
 
 def select_version(
-    folder: Path, *, version: str | None = None, at: date | None = None, today: date | None = None
+    folder: Path,
+    *,
+    version: str | None = None,
+    at: date | None = None,
+    today: date | None = None,
+    loader: Loader | None = None,
 ) -> VersionEntry:
     """The version to evaluate: named, in force on a date, or in force today (else the latest in force)."""
-    entries = read_versions(folder)
+    entries = read_versions(folder, loader)
     if not entries:
         raise VersionError(
             f"`{folder}` holds no `.policy` files", "a policy folder holds one file per version"

@@ -26,7 +26,6 @@ __all__ = [
     "Sealed",
     "Store",
     "StoredRecord",
-    "open_store",
 ]
 
 
@@ -126,6 +125,10 @@ class Store(abc.ABC):
         """Records by position (a gap means rows were deleted), bodies joined in."""
 
     @abc.abstractmethod
+    def hashes(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(position, leaf hash, chain hash) from `start` on, without the bodies (catching up is cheap)."""
+
+    @abc.abstractmethod
     def leaves(self, start: int, stop: int) -> list[bytes]:
         """Leaf hashes of positions [start, stop), in order."""
 
@@ -181,18 +184,3 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
-
-
-def open_store(url: str, *, create: bool = False, synchronous: str = "FULL") -> Store:
-    """Open the log at a SQLite path or a `postgresql://` URL; `create` makes it if it is missing."""
-    if is_postgres(url):
-        from engine.decisionlog.postgres import PostgresStore
-
-        return PostgresStore(url, create=create)
-    from engine.decisionlog.sqlite import SqliteStore
-
-    return SqliteStore(url, create=create, synchronous=synchronous)

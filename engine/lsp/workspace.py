@@ -3,10 +3,9 @@
 Diagnostics are exactly what `policy check` and `policy lint` report (the checker, the
 conflict prover behind `policy check`, and the linter with the severities of the nearest
 `[tool.policy.lint]`), computed on the text in the editor rather than on disk: the
-checker reads open buffers through the `Loader` overlay (one loader, so one parse cache,
-for the whole session), and the linter is handed a
-`check` that reuses the result of every file whose inputs did not change. A vocabulary
-edit therefore re-checks exactly the policies that read it.
+server holds one `engine.api.Environment` whose loader reads the open buffers (its overlay)
+before the disk and parses each text once, and whose cache of checked files (by content)
+the linter shares. A vocabulary edit therefore re-checks exactly the policies that read it.
 
 Paths are handed to the engine relative to the working directory when they are under it,
 the form the checker itself uses for the vocabularies it follows, so that every file has
@@ -21,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.analysis import find_conflicts
-from engine.checker import CheckResult, check_file
+from engine.api import Environment
+from engine.checker import CheckResult
 from engine.errors import Diagnostic, UsageError, has_errors
 from engine.linter import LintConfig, lint
-from engine.loader import Loader
 from engine.lsp.index import FolderIndex
 from engine.runtime import CompiledPolicy
 
 __all__ = ["Workspace", "universe_root"]
 
 POLICY_SUFFIXES = (".policy", ".vocab")
+#: Diagnostics passes after which the environment (and its caches) is replaced.
+RECYCLE_PASSES = 400
 
 
 def universe_root(path: Path) -> Path:
@@ -60,8 +61,11 @@ class Workspace:
         self._configs: dict[Path, LintConfig] = {}
         self._conflicts: dict[tuple[Path, str], list[Diagnostic]] = {}
         self._disk: dict[Path, tuple[tuple[int, int], str]] = {}  # path -> ((mtime, size), text)
-        self._loader = Loader()  # one parse cache for every check and lint of the session
-        self._checking = threading.Lock()
+        # The engine's entry object: one loader (its overlay is the open buffers, its parse cache
+        # spares unchanged files) and the cache of checked files by content, shared with the linter.
+        self.environment = Environment()
+        self._checking = threading.RLock()
+        self._passes = 0
         self.lock = threading.RLock()
 
     # -- buffers -------------------------------------------------------------------
@@ -127,23 +131,35 @@ class Workspace:
             return folder
 
     # -- checking -------------------------------------------------------------------------
+    def _overlay(self) -> None:
+        """Point the environment's loader at the buffers as they are now (call with `_checking` held)."""
+        with self.lock:
+            self.environment.loader.overlay = {str(p): text for p, text in self.open_texts.items()}
+
     def check(self, path: Path) -> CheckResult:
-        """`policy check` on one file with the open buffers, conflicts included; cached by inputs."""
+        """`policy check` (without conflicts) on one file with the open buffers; cached by inputs."""
         key = path.resolve()
         with self.lock:
             cached = self._checked.get(key)
             if cached is not None and all(self._generation.get(p, 0) == g for p, g in cached.inputs.items()):
                 return cached.result
             generations = dict(self._generation)
-            overlay = {str(p): t for p, t in self.open_texts.items()}
-        with self._checking:  # the loader's overlay is the buffers as they were for this check
-            self._loader.overlay = overlay
-            result = check_file(self.engine_path(key), loader=self._loader)
+        with self._checking:
+            self._overlay()
+            result = self.environment.check_file(self.engine_path(key))
         inputs = {self.absolute(f): generations.get(self.absolute(f), 0) for f in result.sources}
         inputs.setdefault(key, generations.get(key, 0))
         with self.lock:
             self._checked[key] = _Checked(result, inputs)
         return result
+
+    def _recycle(self) -> None:
+        """The environment keeps every checked version of every file (one per keystroke, in an
+        editor); a fresh one every so many passes keeps a long session's memory bounded."""
+        self._passes += 1
+        if self._passes % RECYCLE_PASSES == 0:
+            with self._checking:
+                self.environment = Environment()
 
     def conflicts(self, path: Path) -> list[Diagnostic]:
         """The conflicts `policy check` proves (a case on which two rules decide differently).
@@ -209,14 +225,18 @@ class Workspace:
                     for finding in self.check(f).diagnostics:
                         out.setdefault(self.absolute(finding.file), []).append(finding)
                 continue
-            result = lint(
-                [self.engine_path(f) for f in group],
-                self._lint_config(root),
-                check=lambda p: self.check(p),
-                loader=self._loader,
-            )
+            for f in group:
+                self.check(f)  # records what each file reads, for `affected`
+            with self._checking:  # one overlay for the whole run
+                self._overlay()
+                result = lint(
+                    [self.engine_path(f) for f in group],
+                    self._lint_config(root),
+                    environment=self.environment,
+                )
             for finding in result.findings:
                 out.setdefault(self.absolute(finding.file), []).append(finding)
+        self._recycle()
         if conflicts:
             for f in files:
                 if f.suffix == ".policy":
