@@ -155,7 +155,7 @@ def program_scale(program: p.Program) -> int:
             for type_, value in ((table.key_type, entry.key), (table.value_type, entry.value)):
                 if type_.base == "number":
                     items = value if isinstance(value, frozenset) else [value]
-                    places = max([places, *(_decimal_places(Decimal(v)) for v in items)])
+                    places = max([places, *(_decimal_places(Decimal(str(v))) for v in items)])
     return places
 
 
@@ -443,10 +443,7 @@ def encode_tables(codec: Codec, compiled: CompiledPolicy, when: datetime.date) -
     for name, info in program.tables.items():
         entries = by_name[name]
         out.append(
-            {
-                codec.value(info.key_type, k): codec.value(info.value_type, v)
-                for k, v in entries.items()
-            }
+            {codec.value(info.key_type, k): codec.value(info.value_type, v) for k, v in entries.items()}
         )
     return tuple(out)
 
@@ -502,7 +499,9 @@ def _type_problem(fact: p.FactInfo, arrow_type: Any) -> str | None:
     if base == "boolean" and not pa.types.is_boolean(t):
         return f"is a boolean, so the column must be bool, not {t}"
     if base in ("string", "enum") and not stringy:
-        return f"is {'an enumeration' if base == 'enum' else 'a string'}, so the column must be string, not {t}"
+        return (
+            f"is {'an enumeration' if base == 'enum' else 'a string'}, so the column must be string, not {t}"
+        )
     if base == "number":
         if pa.types.is_floating(t):
             return (
@@ -525,8 +524,14 @@ class Layout:
     scale: int
 
 
-def plan_layout(program: p.Program, schema: pa.Schema, id_column: str | None = None) -> Layout:
-    """Check a schema against the facts: missing required facts, unknown columns, unusable types."""
+def plan_layout(
+    program: p.Program, schema: pa.Schema, id_column: str | None = None, also: frozenset[str] = frozenset()
+) -> Layout:
+    """Check a schema against the facts: missing required facts, unknown columns, unusable types.
+
+    `also`: columns that are not this program's facts but are expected (the other version's
+    facts in an impact run).
+    """
     pa = _pa()
     empty = pa.RecordBatch.from_pylist([], schema=schema)
     columns = {name: array.type for name, array in flatten_columns(empty).items()}
@@ -536,7 +541,7 @@ def plan_layout(program: p.Program, schema: pa.Schema, id_column: str | None = N
     unknown = [
         n
         for n in columns
-        if n not in program.facts and n != id_column and not n.startswith("$") and not n.split(".")[0].startswith("$")
+        if n not in program.facts and n not in also and n != id_column and not n.startswith("$")
     ]
     if unknown:
         problems.append(
@@ -590,7 +595,7 @@ def _dictionary(array: Any) -> tuple[list[int | None], list[Any]]:
 def _null_rows(array: Any) -> list[int]:
     if array.null_count == 0:
         return []
-    return _pc().indices_nonzero(array.is_null()).to_pylist()  # type: ignore[no-any-return]
+    return _pc().indices_nonzero(array.is_null()).to_pylist()
 
 
 def _allowed(enum: str, program: p.Program) -> str:
@@ -607,6 +612,14 @@ class Reader:
         self.layout = layout
         self.codec = Codec(program, layout.scale)
         self.facts = facts  # what the loop reads; every fact is still checked
+        enums = {f.type.enum: program.enums[f.type.enum] for f in program.facts.values() if f.type.enum}
+        #: Equal signatures encode a batch identically, so an impact run encodes it once for both versions.
+        self.signature = (
+            tuple((f.path, str(f.type), f.optional) for f in program.facts.values()),
+            tuple(sorted(enums.items())),
+            tuple(sorted((k, str(v)) for k, v in layout.columns.items())),
+            layout.scale,
+        )
 
     def encode(self, batch: pa.RecordBatch) -> Encoded:
         columns = flatten_columns(batch)
@@ -672,7 +685,9 @@ class Reader:
             places = array.type.scale
             try:  # same buffers, scale 0: the decimal's unscaled integer, then exactly to int64
                 width = pa.decimal128(38, 0) if array.type.bit_width == 128 else pa.decimal256(76, 0)
-                unscaled = pa.Array.from_buffers(width, len(array), array.buffers(), array.null_count, array.offset)
+                unscaled = pa.Array.from_buffers(
+                    width, len(array), array.buffers(), array.null_count, array.offset
+                )
                 ints = pc.cast(unscaled, pa.int64()).to_pylist()
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # beyond 64 bits: exact, slower
                 ints = [None if v is None else scaled(v, places) for v in array.to_pylist()]
@@ -681,7 +696,7 @@ class Reader:
             ints = array.to_pylist()
         factor = 10 ** (scale - places)
         if factor == 1:
-            return ints  # type: ignore[no-any-return]
+            return ints
         return [None if v is None else v * factor for v in ints]
 
     def _date_column(self, fact: p.FactInfo, array: Any, out: Encoded) -> list[Any]:
@@ -689,7 +704,7 @@ class Reader:
         if pa.types.is_date64(array.type):
             array = array.cast(pa.date32())
         if pa.types.is_date32(array.type):
-            return array.view(pa.int32()).to_pylist()  # type: ignore[no-any-return]
+            return array.view(pa.int32()).to_pylist()
         values: list[Any] = []
         for row, text in enumerate(array.to_pylist()):
             values.append(self._parse_date(text, row, fact, out))
@@ -756,7 +771,10 @@ class Reader:
             for item in items:
                 code = codes.get(item)
                 if code is None:
-                    return None, f"{item!r} is not one of the allowed values ({_allowed(element.enum or '', self.program)})"
+                    return (
+                        None,
+                        f"{item!r} is not one of the allowed values ({_allowed(element.enum or '', self.program)})",
+                    )
                 mask |= 1 << code
             return mask, None
         return frozenset(items), None
@@ -776,7 +794,9 @@ class Reader:
         items = []
         for v in value:
             if element.base == "date":
-                items.append(day_number(v) if isinstance(v, datetime.date) else self._parse_date(v, row, fact, out))
+                items.append(
+                    day_number(v) if isinstance(v, datetime.date) else self._parse_date(v, row, fact, out)
+                )
             else:
                 items.append(scaled(Decimal(v), self.layout.scale))
         return frozenset(items)
@@ -789,9 +809,15 @@ class Reader:
 class Columnar:
     """A policy version ready to decide record batches of one schema: layout, reader, generated loop."""
 
-    def __init__(self, compiled: CompiledPolicy, schema: pa.Schema, id_column: str | None = None):
+    def __init__(
+        self,
+        compiled: CompiledPolicy,
+        schema: pa.Schema,
+        id_column: str | None = None,
+        also: frozenset[str] = frozenset(),
+    ):
         self.compiled = compiled
-        self.layout = plan_layout(compiled.program, schema, id_column)
+        self.layout = plan_layout(compiled.program, schema, id_column, also)
         self.rules = compile_encoded(compiled.program, self.layout.scale)
         self.reader = Reader(compiled.program, self.layout, self.rules.facts)
         self._tables: dict[datetime.date, tuple[Any, ...]] = {}
@@ -803,12 +829,21 @@ class Columnar:
             cached = self._tables[when] = encode_tables(self.rules.codec, self.compiled, when)
         return cached
 
-    def decide(self, batch: pa.RecordBatch, when: datetime.date) -> tuple[list[int], list[tuple[int, ...]], Encoded]:
+    def decide(
+        self, batch: pa.RecordBatch, when: datetime.date
+    ) -> tuple[list[int], list[tuple[int, ...]], Encoded]:
         """Per row, an index into the returned list of distinct fired-rule keys; and the rejects."""
         encoded = self.reader.encode(batch)
-        columns = [encoded.values[path] for path in self.rules.facts] or [[None] * batch.num_rows]
-        ids, masks = self.rules.run(columns, self.tables(when), batch.num_rows)
-        return ids, [self.key(m) for m in masks], encoded
+        ids, keys = self.run(encoded, when, batch.num_rows)
+        return ids, keys, encoded
+
+    def run(
+        self, encoded: Encoded, when: datetime.date, rows: int
+    ) -> tuple[list[int], list[tuple[int, ...]]]:
+        """The generated loop over already encoded columns (an impact run encodes once for both versions)."""
+        columns = [encoded.values[path] for path in self.rules.facts] or [[None] * rows]
+        ids, masks = self.rules.run(columns, self.tables(when), rows)
+        return ids, [self.key(m) for m in masks]
 
     def key(self, mask: int) -> tuple[int, ...]:
         cached = self._keys.get(mask)
@@ -870,7 +905,9 @@ class PolicyRef:
     id_column: str | None = None
 
     @classmethod
-    def of(cls, policy: Policy, *, at: datetime.date | None = None, id_column: str | None = None) -> PolicyRef:
+    def of(
+        cls, policy: Policy, *, at: datetime.date | None = None, id_column: str | None = None
+    ) -> PolicyRef:
         sources = policy.compiled.program.sources
         paths = [os.path.abspath(name) for name in sources]
         entry = os.path.abspath(policy.path)
@@ -978,7 +1015,9 @@ def decide_batches(policy_ref: PolicyRef, batches: Iterable[pa.RecordBatch]) -> 
         yield _decide_one(policy_ref, compiled, batch, when)
 
 
-def _decide_one(ref: PolicyRef, compiled: CompiledPolicy, batch: pa.RecordBatch, when: datetime.date) -> pa.RecordBatch:
+def _decide_one(
+    ref: PolicyRef, compiled: CompiledPolicy, batch: pa.RecordBatch, when: datetime.date
+) -> pa.RecordBatch:
     pa = _pa()
     columnar = columnar_for(ref, batch.schema)
     ids, keys, encoded = columnar.decide(batch, when)
