@@ -312,6 +312,9 @@ class Worker:
         self.compiled = (self.policies[0].compiled, self.policies[1].compiled)
         self.whens = (job.before.when, job.after.when)
         self.judge = Judge(self.compiled[0], self.whens[0], self.compiled[1], self.whens[1])
+        old, new = self.compiled[0].program, self.compiled[1].program
+        #: Both versions declare the same facts and enumerations: a case is validated once for both.
+        self.same_facts = _fact_signature(old) == _fact_signature(new)
         self._columnar: dict[str, tuple[Columnar, Columnar, bool]] = {}
         self._canon: dict[Key, Key] = {}
         self._files: dict[str, Any] = {}
@@ -452,29 +455,34 @@ class Worker:
             canon = self._canon[key] = tuple(sorted(key, key=lambda i: i if i >= 0 else ~i))
         return canon
 
-    def _decide_case(self, case: Any) -> tuple[Pair | None, list[dict[str, str]], tuple[Any, Any]]:
+    def _decide_case(self, case: Any) -> tuple[Pair | None, list[dict[str, str]]]:
+        """Both keys of a case dict, or the problems each version found (validated once when the facts agree)."""
         keys: list[Key] = []
         problems: list[dict[str, str]] = []
-        for compiled, when, version in zip(
-            self.compiled, self.whens, (self.job.before, self.job.after), strict=True
+        facts: dict[str, Any] | None = None
+        for side, (compiled, when, version) in enumerate(
+            zip(self.compiled, self.whens, (self.job.before, self.job.after), strict=True)
         ):
-            try:
-                facts = compiled.validate(case)
-            except CaseError as exc:
-                for path, reason in exc.problems:
-                    problems.append({"path": path, "reason": reason, "version": version.label})
-                continue
+            if side == 0 or not self.same_facts or facts is None:
+                try:
+                    facts = compiled.validate(case)
+                except CaseError as exc:
+                    facts = None
+                    for path, reason in exc.problems:
+                        problems.append({"path": path, "reason": reason, "version": version.label})
+                    continue
             keys.append(self._canonical(compiled.fired(facts, when)))
         if problems:
-            return None, problems, (case, case)
-        return (keys[0], keys[1]), [], (case, case)
+            return None, problems
+        return (keys[0], keys[1]), []
 
-    def _record(self, result: UnitResult, row: int, name: str, case: Any, raw: str) -> None:
-        pair, problems, cases = self._decide_case(case)
+    def _record(self, result: UnitResult, row: int, name: str, case: Any, raw: bytes | str) -> None:
+        pair, problems = self._decide_case(case)
         if pair is None:
+            text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace").rstrip("\r")
             result.rejects.append(
                 _dumps(
-                    {"row": row, "case": name, "error": "invalid-case", "problems": problems, "input": raw}
+                    {"row": row, "case": name, "error": "invalid-case", "problems": problems, "input": text}
                 )
             )
             return
@@ -483,30 +491,41 @@ class Worker:
         if info is not None:
             result.list_cases(pair, [row], [name])
             if self.job.explain and info.status == "changed":
-                self._explain(result, row, name, cases, pair)
+                self._explain(result, row, name, (case, case), pair)
+
+    def _parse_block(self, lines: list[bytes]) -> list[Any] | None:
+        """Every line of a block in one `json.loads` call (the common case: all valid); None if any is not."""
+        try:
+            parsed = json.loads(b"[" + b",".join(lines) + b"]")
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        return parsed if isinstance(parsed, list) and len(parsed) == len(lines) else None
 
     def _lines(self, unit: Unit, result: UnitResult) -> None:
         lines = unit.data.split(b"\n")
         if unit.data.endswith(b"\n"):
             lines.pop()
-        for row, raw in enumerate(lines, unit.first_row):
-            if not raw.strip():
-                continue
+        numbered = [(row, raw) for row, raw in enumerate(lines, unit.first_row) if raw.strip()]
+        parsed = self._parse_block([raw for _, raw in numbered])
+        for index, (row, raw) in enumerate(numbered):
             result.rows += 1
-            text = raw.decode("utf-8", errors="replace").rstrip("\r")
-            try:
-                case = json.loads(raw[:-1] if raw.endswith(b"\r") else raw)
-            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-                reason = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
-                result.rejects.append(
-                    _dumps({"row": row, "error": "invalid-json", "reason": reason, "input": text})
-                )
-                continue
-            ident = case.get("$id") if isinstance(case, dict) else None
+            if parsed is not None:
+                case = parsed[index]
+            else:
+                try:
+                    case = json.loads(raw[:-1] if raw.endswith(b"\r") else raw)
+                except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                    reason = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+                    text = raw.decode("utf-8", errors="replace").rstrip("\r")
+                    result.rejects.append(
+                        _dumps({"row": row, "error": "invalid-json", "reason": reason, "input": text})
+                    )
+                    continue
+            ident = case.pop("$id", None) if isinstance(case, dict) else None
             name = (
                 str(ident) if isinstance(ident, str | int) and not isinstance(ident, bool) else f"line {row}"
             )
-            self._record(result, row, name, case, text)
+            self._record(result, row, name, case, raw)
 
     def _case_files(self, unit: Unit, result: UnitResult) -> None:
         for row, path in enumerate(unit.files, unit.first_row):
@@ -526,6 +545,14 @@ class Worker:
                 )
                 continue
             self._record(result, row, case.name, case.facts, path)
+
+
+def _fact_signature(program: Any) -> tuple[Any, ...]:
+    enums = {f.type.enum: program.enums[f.type.enum] for f in program.facts.values() if f.type.enum}
+    return (
+        tuple((f.path, str(f.type), f.optional) for f in program.facts.values()),
+        tuple(sorted(enums.items())),
+    )
 
 
 def _dumps(data: Any) -> str:
