@@ -22,6 +22,7 @@ byte (they must be identical). Nothing here is a timed test: the suite runs `smo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -153,8 +154,8 @@ def write_history(count: int, parquet: Path, jsonl: Path | None = None, seed: in
     import pyarrow.parquet as pq
 
     schema = _schema()
-    lines = open(jsonl, "w", encoding="utf-8") if jsonl else None
-    try:
+    with contextlib.ExitStack() as stack:
+        lines = stack.enter_context(open(jsonl, "w", encoding="utf-8")) if jsonl else None
         with pq.ParquetWriter(parquet, schema) as writer:
             chunk: list[dict[str, Any]] = []
             for case in generate(count, seed):
@@ -168,9 +169,6 @@ def write_history(count: int, parquet: Path, jsonl: Path | None = None, seed: in
                     chunk = []
             if chunk:
                 writer.write_table(pa.Table.from_pylist(chunk, schema=schema), row_group_size=ROW_GROUP)
-    finally:
-        if lines is not None:
-            lines.close()
 
 
 # ---------------------------------------------------------------------------
