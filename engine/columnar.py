@@ -854,7 +854,7 @@ class Columnar:
 
 def case_of_row(batch: pa.RecordBatch, row: int, program: p.Program) -> dict[str, Any]:
     """One row as the nested case `evaluate` takes (decoded only when a trace is wanted)."""
-    flat = {name: array[row].as_py() for name, array in flatten_columns(batch.slice(row, 1)).items()}
+    flat = {name: array[0].as_py() for name, array in flatten_columns(batch.slice(row, 1)).items()}
     case: dict[str, Any] = {}
     for path in program.facts:
         if path not in flat:
@@ -925,12 +925,13 @@ class PolicyRef:
             return cached
         from engine import api
 
-        folder = Path(tempfile.mkdtemp(prefix="policy-ref-"))
-        for name, text in self.sources:
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        policy = api.load(folder / self.entry)
+        with tempfile.TemporaryDirectory(prefix="policy-ref-") as scratch:  # everything is read while loading
+            folder = Path(scratch)
+            for name, text in self.sources:
+                target = folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            policy = api.load(folder / self.entry)
         if policy.content_hash != self.content_hash:
             raise ValueError(
                 f"policy {self.entry} compiled to content hash {policy.content_hash[:12]}, "
