@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import api
-from engine.columnar import ColumnarError, Columnar, PolicyRef, case_of_row, decide_batches, parse_key
+from engine.columnar import Columnar, ColumnarError, PolicyRef, case_of_row, decide_batches, parse_key
 from engine.runtime import CompiledPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
