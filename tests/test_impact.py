@@ -169,7 +169,6 @@ def test_json_lines_give_the_same_report_as_parquet(scale_history: tuple[Path, P
 def test_markdown_fits_a_pull_request_comment_and_json_lists_every_case(
     scale_history: tuple[Path, Path], scale_report: bytes, tmp_path: Path
 ) -> None:
-    before, after = sides()
     report = json.loads(scale_report)
     listed = sum(len(g["cases"]) for g in report["groups"])
     assert listed == report["summary"]["changed"] + report["summary"]["reasons_changed"]
