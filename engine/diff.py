@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine import api
 from engine import program as p
 from engine import syntax as s
-from engine.errors import CaseError, UsageError
+from engine.cases import CaseFile, describe
+from engine.errors import CaseError, UsageError, VersionError
 from engine.models import ConditionTrace, Decision, OutcomeItem, RuleRef, RuleStatus, RuleTrace
 from engine.registry import VersionEntry, read_versions, select_version
 from engine.render import format_value, new_environment
@@ -360,7 +361,7 @@ def _side_in_folder(folder: Path, selector: str, at: date | None) -> Side:
         names = [e.version for e in entries]
         hint = difflib.get_close_matches(selector, names, n=1)
         help_line = f"its versions are {', '.join(names)}" + (f"; did you mean `{hint[0]}`?" if hint else "")
-        raise UsageError(f"`{folder.name}` has no version `{selector}`", help_line) from None
+        raise VersionError(f"`{folder.name}` has no version `{selector}`", help_line) from None
     return side_from_entry(select_version(folder, at=when), selector, at or when)
 
 
@@ -368,7 +369,7 @@ def latest_two(folder: Path, at: date | None) -> tuple[Side, Side]:
     """The two most recent versions of a folder (by effective date), whatever their status."""
     entries = read_versions(folder)
     if len(entries) < 2:
-        raise UsageError(
+        raise VersionError(
             f"`{folder}` has {len(entries)} version(s); a diff needs two",
             "name two versions (FOLDER@A FOLDER@B), or compare a file with --against git:HEAD",
         )
@@ -422,33 +423,6 @@ def policy_file(spec: Spec) -> Path:
 # Cases
 
 
-@dataclass(frozen=True)
-class CaseInput:
-    """A case file as read: its facts, or why it could not be read."""
-
-    name: str
-    path: str
-    facts: dict[str, Any] | None
-    comment: str | None = None
-    problem: str | None = None
-
-
-def read_case_file(path: Path) -> CaseInput:
-    """Read one case; a bad file becomes a per-case problem, never an exception."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return CaseInput(path.stem, str(path), None, problem=f"cannot read the file: {exc.strerror}")
-    except json.JSONDecodeError as exc:
-        return CaseInput(
-            path.stem, str(path), None, problem=f"not JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        )
-    if not isinstance(data, dict):
-        return CaseInput(path.stem, str(path), None, problem="a case is a JSON object of facts")
-    comment = data.get("$comment")
-    return CaseInput(path.stem, str(path), data, comment if isinstance(comment, str) else None)
-
-
 def case_files(folder: Path) -> list[Path]:
     """Every `*.json` case in a folder, by name, so reports are stable."""
     if not folder.is_dir():
@@ -465,10 +439,10 @@ def case_files(folder: Path) -> list[Path]:
 # Comparing one case
 
 
-def compare_case(case: CaseInput, before: Side, after: Side) -> CaseDiff:
+def compare_case(case: CaseFile, before: Side, after: Side) -> CaseDiff:
     """Decide a case under both versions and diff the results (failures are reported, not raised)."""
     if case.facts is None:
-        problem = CaseProblem(side="case", version="", problems=[case.problem or "unreadable"])
+        problem = CaseProblem(side="case", version="", problems=[case.problem_text or "unreadable"])
         return CaseDiff(case=case.name, path=case.path, status="failed", errors=[problem])
     decisions: list[Decision] = []
     errors: list[CaseProblem] = []
@@ -476,14 +450,14 @@ def compare_case(case: CaseInput, before: Side, after: Side) -> CaseDiff:
         try:
             decisions.append(side.policy.evaluate(case.facts, trace=True, at=side.at))
         except CaseError as exc:
-            reasons = [f"{field}: {reason}" for field, reason in exc.problems]
+            reasons = [describe(d) for d in exc.case_diagnostics]
             errors.append(CaseProblem(side=role, version=side.label, problems=reasons))
     if errors:
         return CaseDiff(case=case.name, path=case.path, comment=case.comment, status="failed", errors=errors)
     return diff_decisions(case, decisions[0], decisions[1])
 
 
-def diff_decisions(case: CaseInput, before: Decision, after: Decision) -> CaseDiff:
+def diff_decisions(case: CaseFile, before: Decision, after: Decision) -> CaseDiff:
     """The data of one case's diff, from the two decisions with their traces."""
     changes = outcome_changes(before, after)
     rows = rule_rows(before, after)
@@ -831,7 +805,7 @@ def definition_changes(before: p.Program, after: p.Program) -> list[DefinitionCh
 def compare(
     before: Side,
     after: Side,
-    cases: Sequence[CaseInput],
+    cases: Sequence[CaseFile],
     *,
     cases_from: str,
     single: bool = False,

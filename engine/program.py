@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Union
+from typing import Any, Union
 
 from engine import syntax as s
 from engine.errors import Span
@@ -52,7 +52,7 @@ NUMBER = Type("number")
 STRING = Type("string")
 DATE = Type("date")
 
-Value = Union[str, Decimal, date, bool, frozenset]
+Value = Union[str, Decimal, date, bool, frozenset[Any]]
 
 
 # ---------------------------------------------------------------------------
@@ -216,11 +216,19 @@ def reads(node: Node) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class FactInfo:
+    """A declared fact. `optional`: a case may leave it out; `default`: the value it then takes."""
+
     path: str
     type: Type
     optional: bool
     description: str
     span: Span
+    default: Value | None = None
+
+    @property
+    def nullable(self) -> bool:
+        """Whether the fact can be missing at evaluation time (optional with no default)."""
+        return self.optional and self.default is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from engine import program as p
 from engine import syntax as s
+from engine.cases import pydantic_problem, value_at
 from engine.compiler import CompiledRules, Tables, compile_program
-from engine.errors import CaseError
+from engine.errors import CaseError, case_problem
 from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
@@ -90,6 +91,7 @@ class CompiledPolicy:
         self._order = self._precedence_order()
         self._rank = {rule: position for position, rule in enumerate(self._order)}
         self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
+        self._defaults = {k: f.default for k, f in program.facts.items() if f.default is not None}
         # Everything about a trace that does not depend on the case is worked out once, here.
         self._slot_text = tuple(s.unparse(slot.node.source) for slot in self.rules.slots)
         self._slot_kind: tuple[ConditionKind, ...] = tuple(
@@ -121,12 +123,18 @@ class CompiledPolicy:
         if fast is not None:
             return fast
         if not isinstance(case, Mapping):
-            raise CaseError([("(case)", f"a case is a JSON object, not {type(case).__name__}")])
+            raise CaseError(
+                [
+                    case_problem(
+                        "(case)", f"a case is a JSON object, not {type(case).__name__}", "invalid-case"
+                    )
+                ]
+            )
         data = {k: v for k, v in case.items() if not str(k).startswith("$")}
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([_problem(e) for e in exc.errors()]) from None
+            raise CaseError([pydantic_problem(e) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -156,7 +164,13 @@ class CompiledPolicy:
             key = tuple(self._decide_case(case, tables))
         except (KeyError, TypeError, AttributeError) as exc:
             raise CaseError(
-                [("(case)", f"is not a valid case ({exc!r}); use evaluate() for unchecked input")]
+                [
+                    case_problem(
+                        "(case)",
+                        f"is not a valid case ({exc!r}); use evaluate() for unchecked input",
+                        "invalid-case",
+                    )
+                ]
             ) from None
         return self._resolutions.get(key) or self.resolve(key)
 
@@ -164,7 +178,13 @@ class CompiledPolicy:
         """The raw trace of a trusted case (see `decide_trusted` for what trusted means)."""
         facts = self._trusted(case)
         if facts is None:
-            raise CaseError([("(case)", "is not a valid case; use evaluate() for unchecked input")])
+            raise CaseError(
+                [
+                    case_problem(
+                        "(case)", "is not a valid case; use evaluate() for unchecked input", "invalid-case"
+                    )
+                ]
+            )
         return self.explain_raw(facts, at=at)
 
     def explain_raw(self, facts: dict[str, Any], at: date | None = None) -> RawTrace:
@@ -338,6 +358,9 @@ class CompiledPolicy:
 
     def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
         derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
+        defaults = [k for k, v in facts.items() if v is None and k in self._defaults]
+        if defaults:  # show the value the rules used, and say it was the declared default
+            facts = {**facts, **{k: self._defaults[k] for k in defaults}}
         known = {**facts, **derived_map}
         rules = []
         for i, rule in enumerate(self.program.rules):
@@ -347,6 +370,7 @@ class CompiledPolicy:
             facts={k: to_json_value(v) for k, v in facts.items()},
             derived={k: to_json_value(v) for k, v in derived_map.items()},
             rules=rules,
+            defaults=defaults,
         )
 
     def _rule_trace(
@@ -423,9 +447,7 @@ class CompiledPolicy:
         """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
         flat: dict[str, Any] = {}
         for path, fact in self.program.facts.items():
-            value: Any = dumped
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+            value = value_at(dumped, path)
             if fact.type.is_set and value is not None:
                 value = frozenset(value)
             flat[path] = value
@@ -447,20 +469,3 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
         for e in table.entries
         if (e.effective is None or e.effective <= when) and (e.ends is None or when <= e.ends)
     }
-
-
-def _problem(error: Any) -> tuple[str, str]:
-    """One pydantic error as (field path, reason in plain words)."""
-    path = ""
-    for part in error.get("loc", ()):
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    path = path or "(case)"
-    kind = error.get("type", "")
-    if kind == "missing":
-        return path, "is required but missing"
-    if kind == "extra_forbidden":
-        return path, "is not a fact of this policy"
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return path, f"{error.get('input')!r} is not one of the allowed values ({expected})"
-    return path, error.get("msg", "is invalid")

@@ -30,7 +30,7 @@ from engine import program as p
 from engine import syntax as s
 from engine.checker import check_text
 from engine.errors import Diagnostic
-from engine.lexer import KEYWORDS as LEXER_KEYWORDS
+from engine.highlight import KEYWORDS as LEXER_KEYWORDS
 from engine.models import ConditionTrace, Decision
 from engine.parser import parse
 from tests.conftest import HEADER, LANGUAGE, ROOT
@@ -212,7 +212,13 @@ def test_unparse_then_parse_gives_the_same_tree(expr: s.Expr) -> None:
 POLICIES = [
     *(
         LANGUAGE / name
-        for name in ("constructs.policy", "precedence.policy", "conflict.policy", "surveillance.policy")
+        for name in (
+            "constructs.policy",
+            "precedence.policy",
+            "conflict.policy",
+            "surveillance.policy",
+            "defaults.policy",
+        )
     ),
     *sorted(ROOT.glob("policies/*/*.policy")),
 ]
