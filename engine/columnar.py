@@ -627,10 +627,11 @@ class Reader:
         out = Encoded({})
         for path, fact in self.program.facts.items():
             array = columns.get(path)
-            if array is None:
-                out.values[path] = [None] * n
-                continue
-            out.values[path] = self._column(fact, array, out)
+            values = [None] * n if array is None else self._column(fact, array, out)
+            if fact.default is not None:  # a fact left out takes its declared default, as in the compiler
+                default = self.codec.value(fact.type, fact.default)
+                values = [default if v is None else v for v in values]
+            out.values[path] = values
         for row in out.rejects:  # a rejected row still runs through the loop: give it harmless values
             for path, fact in self.program.facts.items():
                 out.values[path][row] = None if fact.optional else self._filler(fact)

@@ -44,6 +44,7 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import diff as d
+from engine.cases import read_case_file
 from engine.columnar import Columnar, PolicyRef, case_of_row, flatten_columns, row_input
 from engine.errors import CaseError, UsageError
 from engine.models import Decision, RuleStatus
@@ -530,7 +531,7 @@ class Worker:
     def _case_files(self, unit: Unit, result: UnitResult) -> None:
         for row, path in enumerate(unit.files, unit.first_row):
             result.rows += 1
-            case = d.read_case_file(Path(path))
+            case = read_case_file(Path(path))
             if case.facts is None:
                 result.rejects.append(
                     _dumps(
@@ -538,7 +539,7 @@ class Worker:
                             "row": row,
                             "case": case.name,
                             "error": "invalid-case",
-                            "reason": case.problem,
+                            "reason": case.problem_text,
                             "path": path,
                         }
                     )

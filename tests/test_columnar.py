@@ -310,3 +310,26 @@ def test_import_engine_loads_neither_pyarrow_nor_dask() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_declared_defaults_apply_to_null_values_and_missing_columns() -> None:
+    policy = api.load(ROOT / "fixtures" / "language" / "defaults.policy")
+    rows = [
+        {"listed": None, "party": {"kind": "government", "name": None}, "reasons": None, "quantity": 500},
+        {"listed": False, "party": None, "reasons": ["CC"], "quantity": None},
+        {"listed": True, "party": {"kind": None, "name": "x"}, "reasons": [], "quantity": 5},
+    ]
+    schema = pa.schema(
+        [
+            ("listed", pa.bool_()),
+            ("party", pa.struct([("kind", pa.string()), ("name", pa.string())])),
+            ("reasons", pa.list_(pa.string())),
+            ("quantity", pa.int64()),
+        ]
+    )  # no `shipped` or `note` column at all: defaults (and missing) throughout
+    batch = as_batch(rows, schema)
+    when = datetime.date(2021, 7, 1)
+    ids, keys, encoded = Columnar(policy.compiled, batch.schema).decide(batch, when)
+    assert not encoded.rejects
+    for i, row in enumerate(rows):
+        assert keys[ids[i]] == expected_key(policy.compiled, json_case(row), when), row

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from engine import diff as d
 from engine import impact
+from engine.cases import read_case_file
 from engine.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_fixture_cases_are_classified_as_policy_diff_classifies_them(tmp_path: P
     before, after = sides()
     counts: Counter[str] = Counter()
     for file in d.case_files(CASES):
-        expected = d.compare_case(d.read_case_file(file), before, after)
+        expected = d.compare_case(read_case_file(file), before, after)
         counts[expected.status] += 1
         group = by_case.get(file.stem)
         if expected.status == "unchanged":
