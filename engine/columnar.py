@@ -595,7 +595,8 @@ def _dictionary(array: Any) -> tuple[list[int | None], list[Any]]:
 def _null_rows(array: Any) -> list[int]:
     if array.null_count == 0:
         return []
-    return _pc().indices_nonzero(array.is_null()).to_pylist()
+    rows: list[int] = _pc().indices_nonzero(array.is_null()).to_pylist()
+    return rows
 
 
 def _allowed(enum: str, program: p.Program) -> str:
@@ -697,7 +698,7 @@ class Reader:
             ints = array.to_pylist()
         factor = 10 ** (scale - places)
         if factor == 1:
-            return ints
+            return list(ints)
         return [None if v is None else v * factor for v in ints]
 
     def _date_column(self, fact: p.FactInfo, array: Any, out: Encoded) -> list[Any]:
@@ -705,7 +706,8 @@ class Reader:
         if pa.types.is_date64(array.type):
             array = array.cast(pa.date32())
         if pa.types.is_date32(array.type):
-            return array.view(pa.int32()).to_pylist()
+            days: list[Any] = array.view(pa.int32()).to_pylist()
+            return days
         values: list[Any] = []
         for row, text in enumerate(array.to_pylist()):
             values.append(self._parse_date(text, row, fact, out))
