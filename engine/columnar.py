@@ -547,7 +547,7 @@ def plan_layout(
         problems.append(
             "columns that are not facts of the policy: "
             + ", ".join(f"`{n}`" for n in unknown)
-            + " (name the case id column with --id-column; `policy schema POLICY` lists the facts)"
+            + " (a case id column is found by its name, `$id`, `id` or `case_id`, or named with --id-column; `policy schema POLICY` lists the facts)"
         )
     found: dict[str, Any] = {}
     scale = program_scale(program)
@@ -1026,11 +1026,10 @@ def _decide_one(
     columnar = columnar_for(ref, batch.schema)
     ids, keys, encoded = columnar.decide(batch, when)
     resolutions = [compiled.resolve(k) for k in keys]
-    n_keys = len(keys)
-    # Rejected rows point at one extra dictionary entry per output column: null values.
-    row_ids = list(ids)
+    # Rejected rows have a null index: null in every output column but `error`.
+    row_ids: list[int | None] = list(ids)
     for row in encoded.rejects:
-        row_ids[row] = n_keys
+        row_ids[row] = None
     indices = pa.array(row_ids, pa.int32())
     arrays: list[Any] = []
     names: list[str] = []
@@ -1039,10 +1038,10 @@ def _decide_one(
         names.append(ref.id_column)
 
     def dictionary(values: list[str | None]) -> Any:
-        return pa.DictionaryArray.from_arrays(indices, pa.array([*values, None], pa.string()))
+        return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
 
     def lists(values: list[list[str]]) -> Any:
-        return pa.array([*values, None], pa.list_(pa.string())).take(indices)
+        return pa.array(values, pa.list_(pa.string())).take(indices)
 
     for name in compiled.program.decisions:
         values = [r.decisions[name].value for r in resolutions]

@@ -595,7 +595,7 @@ class Source:
 
     def units(self) -> Iterator[Unit]:
         if self.kind == "parquet":
-            yield from _parquet_units(self.paths)
+            yield from parquet_units(self.paths)
         elif self.kind == "jsonl":
             yield from _line_units(self.paths[0])
         else:
@@ -644,7 +644,7 @@ def _parquet_source(label: str, files: list[str]) -> Source:
     return Source("parquet", label, tuple(files), total, schema)
 
 
-def _parquet_units(files: tuple[str, ...]) -> Iterator[Unit]:
+def parquet_units(files: tuple[str, ...]) -> Iterator[Unit]:
     import pyarrow.parquet as pq
 
     row = 1
