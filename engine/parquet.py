@@ -140,7 +140,8 @@ class Decider:
         for i, key in enumerate(keys):
             if errors[i].is_valid:
                 continue
-            body = traces[i] if traces is not None else self._body(key)
+            traced = traces[i] if traces is not None else None
+            body = traced if traced is not None else self._body(key)
             ident = "" if ids is None else f'"id":{json.dumps(ids[i], ensure_ascii=False, default=str)},'
             lines.append(f'{{"row":{first_row + i},{ident}{body[1:]}')
         return None, lines, rejects
