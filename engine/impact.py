@@ -53,7 +53,7 @@ from engine.runtime import CompiledPolicy, Resolution
 IMPACT_VERSION = 1
 FORMATS = d.FORMATS
 MARKDOWN_LIMIT = 65_536  # GitHub's limit for a pull-request comment
-BATCH_ROWS = 65_536  # rows decoded at a time inside a Parquet row group
+BATCH_ROWS = 32_768  # rows decoded at a time inside a Parquet row group
 LINES_BYTES = 1 << 20  # bytes of JSON lines per unit
 FILES_PER_UNIT = 500
 EXAMPLES_KEPT = 1_000  # case ids kept per group for the human formats (the JSON lists all)
@@ -316,6 +316,7 @@ class Worker:
         old, new = self.compiled[0].program, self.compiled[1].program
         #: Both versions declare the same facts and enumerations: a case is validated once for both.
         self.same_facts = _fact_signature(old) == _fact_signature(new)
+        self.json_schema = json_schema(old, new) if ARROW_JSON else None
         self._columnar: dict[str, tuple[Columnar, Columnar, bool]] = {}
         self._canon: dict[Key, Key] = {}
         self._files: dict[str, Any] = {}
@@ -365,26 +366,41 @@ class Worker:
             self.decide_batch(batch, row, result)
             row += batch.num_rows
 
-    def _plans(self, schema: Any) -> tuple[Columnar, Columnar, bool]:
-        text = schema.to_string()
+    def _plans(self, schema: Any, id_column: str | None) -> tuple[Columnar, Columnar, bool]:
+        text = f"{id_column}|{schema.to_string()}"
         plans = self._columnar.get(text)
         if plans is None:
             old, new = self.compiled
             both = frozenset(old.program.facts) | frozenset(new.program.facts)
-            a = Columnar(old, schema, self.job.id_column, also=both)
-            b = Columnar(new, schema, self.job.id_column, also=both)
+            a = Columnar(old, schema, id_column, also=both)
+            b = Columnar(new, schema, id_column, also=both)
             plans = self._columnar[text] = (a, b, a.reader.signature == b.reader.signature)
         return plans
 
-    def decide_batch(self, batch: Any, first_row: int, result: UnitResult) -> None:
-        """Decide one record batch under both versions; rows are numbered from `first_row`."""
-        a, b, shared = self._plans(batch.schema)
+    def decide_batch(
+        self,
+        batch: Any,
+        first_row: int,
+        result: UnitResult,
+        *,
+        id_column: str | None = None,
+        unnamed: str = "row",
+        strict: bool = False,
+    ) -> bool:
+        """Decide one record batch under both versions; rows are numbered from `first_row`.
+
+        `strict`: give up (return False, nothing recorded) if any row is rejected, so the
+        caller can decide the block on the exact-JSON path instead (rejects word it there).
+        """
+        ident = self.job.id_column if id_column is None else id_column
+        a, b, shared = self._plans(batch.schema, ident)
         encoded_a = a.reader.encode(batch)
         encoded_b = encoded_a if shared else b.reader.encode(batch)
+        if strict and (encoded_a.rejects or encoded_b.rejects):
+            return False
         ids_a, keys_a = a.run(encoded_a, self.whens[0], batch.num_rows)
         ids_b, keys_b = b.run(encoded_b, self.whens[1], batch.num_rows)
-        n = batch.num_rows
-        result.rows += n
+        result.rows += batch.num_rows
         rejected = set(encoded_a.rejects) | set(encoded_b.rejects)
         pairs = zip(ids_a, ids_b, strict=False)
         counts = (
@@ -402,13 +418,13 @@ class Worker:
             for row in sorted(rejected):
                 result.rejects.append(self._reject_line(batch, row, first_row + row, encoded_a, encoded_b))
         if not listed_ids:
-            return
+            return True
         by_pair: dict[Pair, list[int]] = {}
         for i, p in enumerate(zip(ids_a, ids_b, strict=False)):
             if p in listed_ids and i not in rejected:
                 by_pair.setdefault(listed_ids[p], []).append(i)
         for pair, rows in by_pair.items():
-            names = self._case_ids(batch, rows, first_row)
+            names = self._case_ids(batch, rows, first_row, ident, unnamed)
             result.list_cases(pair, [first_row + i for i in rows], names)
         if self.job.explain:
             traced = sorted(
@@ -417,22 +433,27 @@ class Worker:
                 if self.judge.classify(pair).status == "changed"
                 for i in rows
             )
-            names = self._case_ids(batch, [i for i, _ in traced], first_row)
+            names = self._case_ids(batch, [i for i, _ in traced], first_row, ident, unnamed)
             for (i, pair), name in zip(traced, names, strict=True):
                 cases = (
                     case_of_row(batch, i, self.compiled[0].program),
                     case_of_row(batch, i, self.compiled[1].program),
                 )
                 self._explain(result, first_row + i, name, cases, pair)
+        return True
 
-    def _case_ids(self, batch: Any, rows: list[int], first_row: int) -> list[str]:
-        if self.job.id_column is None:
-            return [f"row {first_row + i}" for i in rows]
+    def _case_ids(
+        self, batch: Any, rows: list[int], first_row: int, id_column: str | None, unnamed: str
+    ) -> list[str]:
+        if id_column is None:
+            return [f"{unnamed} {first_row + i}" for i in rows]
         import pyarrow as pa
 
-        column = flatten_columns(batch)[self.job.id_column]
+        column = flatten_columns(batch)[id_column]
         values = column.take(pa.array(rows, pa.int64())).to_pylist()
-        return [f"row {first_row + i}" if v is None else str(v) for i, v in zip(rows, values, strict=True)]
+        return [
+            f"{unnamed} {first_row + i}" if v is None else str(v) for i, v in zip(rows, values, strict=True)
+        ]
 
     def _reject_line(self, batch: Any, index: int, row: int, *encoded: Any) -> str:
         problems: list[dict[str, str]] = []
@@ -503,6 +524,8 @@ class Worker:
         return parsed if isinstance(parsed, list) and len(parsed) == len(lines) else None
 
     def _lines(self, unit: Unit, result: UnitResult) -> None:
+        if self.json_schema is not None and self._arrow_lines(unit, result):
+            return
         lines = unit.data.split(b"\n")
         if unit.data.endswith(b"\n"):
             lines.pop()
@@ -528,6 +551,44 @@ class Worker:
             )
             self._record(result, row, name, case, raw)
 
+    def _arrow_lines(self, unit: Unit, result: UnitResult) -> bool:
+        """The block read by Arrow's JSON parser against the facts' exact schema, then the columnar path.
+
+        Taken only when every line parses strictly (no unknown key, every value of its exact
+        JSON type, no blank line) and no row is rejected; otherwise the block goes to the
+        exact-JSON path, which decides the same and words every reject. Only for policies whose
+        facts are booleans, strings, enumerations and sets of those (`json_schema`).
+        """
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        data = unit.data
+        if not data or data.startswith(b"\n") or b"\n\n" in data or b"\r" in data:
+            return False
+        options = pj.ParseOptions(explicit_schema=self.json_schema, unexpected_field_behavior="error")
+        try:
+            reading = pj.ReadOptions(
+                use_threads=False, block_size=len(data) + 1
+            )  # one block: workers are the parallelism
+            table = pj.read_json(pa.py_buffer(data), read_options=reading, parse_options=options)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return False
+        if table.num_rows != data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
+            return False
+        trial = UnitResult()
+        row = unit.first_row
+        for batch in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS):
+            if not self.decide_batch(batch, row, trial, id_column="$id", unnamed="line", strict=True):
+                return False
+            row += batch.num_rows
+        result.rows += trial.rows
+        result.pairs.update(trial.pairs)
+        for pair, chunks in trial.listed.items():
+            result.listed.setdefault(pair, []).extend(chunks)
+            result.examples.setdefault(pair, []).extend(trial.examples[pair])
+        result.explain += trial.explain
+        return True
+
     def _case_files(self, unit: Unit, result: UnitResult) -> None:
         for row, path in enumerate(unit.files, unit.first_row):
             result.rows += 1
@@ -546,6 +607,41 @@ class Worker:
                 )
                 continue
             self._record(result, row, case.name, case.facts, path)
+
+
+ARROW_JSON = True  # JSON lines through Arrow's JSON parser where that is exact (tests turn it off to compare)
+
+
+def json_schema(*programs: Any) -> Any:
+    """The Arrow schema JSON cases of these programs have, when Arrow can read them exactly; else None.
+
+    Booleans, strings, enumerations and sets of those only: numbers and dates keep the exact-JSON
+    path, whose rules for them (integers, `YYYY-MM-DD`, decimals as text) Arrow's reader does not share.
+    """
+    if not _fact_signature(programs[0]) == _fact_signature(programs[-1]):
+        return None
+    import pyarrow as pa
+
+    facts = programs[0].facts
+    if any(f.type.base in ("number", "date") for f in facts.values()):
+        return None
+
+    def arrow(fact: Any) -> Any:
+        scalar = pa.bool_() if fact.type.base == "boolean" else pa.string()
+        return pa.list_(scalar) if fact.type.is_set else scalar
+
+    tree: dict[str, Any] = {}
+    for path, fact in facts.items():
+        node = tree
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = arrow(fact)
+
+    def fields(node: dict[str, Any]) -> list[Any]:
+        return [pa.field(k, pa.struct(fields(v)) if isinstance(v, dict) else v) for k, v in node.items()]
+
+    return pa.schema([pa.field("$id", pa.string()), *fields(tree)])
 
 
 def _fact_signature(program: Any) -> tuple[Any, ...]:

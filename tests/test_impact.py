@@ -338,3 +338,27 @@ def _relative(report: bytes) -> bytes:
     data = json.loads(report)
     folder = str(Path(data["rejects_file"]).parent)
     return report.replace(folder.encode(), b"")
+
+
+def test_json_lines_through_arrow_decide_and_reject_as_the_exact_json_path(
+    scale_history: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks Arrow's JSON parser reads exactly take the columnar path; any other block (a bad
+    line, an unknown key, a number id, a blank line, a reject) the exact-JSON path: same bytes."""
+    with open(scale_history[1], encoding="utf-8") as source:
+        lines = [next(source) for _ in range(9_000)]
+    lines[10] = '{"eccn": "0A978", "control_reason": ["CC"\n'  # not JSON
+    lines[2_000] = lines[2_000].replace('"eccn"', '"ecn"')  # unknown key
+    lines[4_000] = lines[4_000].replace('"destination": "', '"destination": "Z')  # outside the enumeration
+    lines[6_000] = "\n"  # blank
+    lines[8_000] = lines[8_000].replace('"$id": "APP', '"$id": 1, "x": "APP')  # a number id (and a bad key)
+    path = tmp_path / "cases.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    reports = []
+    for arrow in (True, False):
+        monkeypatch.setattr(impact, "ARROW_JSON", arrow)
+        impact._workers.clear()
+        out = tmp_path / "impact.json"
+        reports.append((run_report(path, out), out.with_suffix(".rejects.jsonl").read_bytes()))
+    assert reports[0] == reports[1]
+    assert json.loads(reports[0][0])["summary"]["rejected"] == 4
