@@ -618,7 +618,7 @@ def json_schema(*programs: Any) -> Any:
     Booleans, strings, enumerations and sets of those only: numbers and dates keep the exact-JSON
     path, whose rules for them (integers, `YYYY-MM-DD`, decimals as text) Arrow's reader does not share.
     """
-    if not _fact_signature(programs[0]) == _fact_signature(programs[-1]):
+    if _fact_signature(programs[0]) != _fact_signature(programs[-1]):
         return None
     import pyarrow as pa
 
