@@ -45,9 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import diff as d
 from engine.cases import read_case_file
-from engine.columnar import Columnar, PolicyRef, case_of_row, flatten_columns, row_input
+from engine.columnar import Columnar, PolicyRef, cases_of_rows, flatten_columns, row_input
 from engine.errors import CaseError, UsageError
-from engine.models import Decision, RuleStatus
+from engine.models import Decision, RuleStatus, to_json_value
 from engine.runtime import CompiledPolicy, Resolution
 
 IMPACT_VERSION = 1
@@ -317,6 +317,8 @@ class Worker:
         #: Both versions declare the same facts and enumerations: a case is validated once for both.
         self.same_facts = _fact_signature(old) == _fact_signature(new)
         self.json_schema = json_schema(old, new) if ARROW_JSON else None
+        self._trace_inputs = tuple(_trace_inputs(program) for program in (old, new))
+        self._templates: tuple[dict[Any, tuple[str, str]], ...] = ({}, {})
         self._columnar: dict[str, tuple[Columnar, Columnar, bool]] = {}
         self._canon: dict[Key, Key] = {}
         self._files: dict[str, Any] = {}
@@ -339,20 +341,61 @@ class Worker:
     def _explain(
         self, result: UnitResult, row: int, case_id: str, cases: tuple[Any, Any], pair: Pair
     ) -> None:
-        """Both traces of a changed case, from the public single-case API (`evaluate`)."""
-        texts = []
-        for side, (policy, when, case) in enumerate(zip(self.policies, self.whens, cases, strict=True)):
-            decision = policy.evaluate(case, trace=True, at=when)
-            expected = self.judge.classify(pair)
-            summary = expected.before if side == 0 else expected.after
-            if decision.fired != summary.fired:  # the fast path and the traced path must agree
-                raise RuntimeError(
-                    f"internal error: row {row} decided differently by the columnar and the traced path"
-                )
-            texts.append(decision.model_dump_json())
+        """Both traces of a changed case, as the public single-case API (`evaluate`) writes them."""
+        texts = [self._traced(side, case, row, pair) for side, case in enumerate(cases)]
         result.explain.append(
             f'{{"row":{row},"case":{_dumps(case_id)},"before":{texts[0]},"after":{texts[1]}}}'
         )
+
+    def _traced(self, side: int, case: Any, row: int, pair: Pair) -> str:
+        """`evaluate(case, trace=True).model_dump_json()`, memoised on what the trace depends on.
+
+        Everything in a decision with its trace but the `facts` section is a function of the
+        facts the rules and derived facts read (and of which defaults were taken), so the JSON
+        is kept per distinct tuple of those as a template around `facts`; each template is made
+        from a real `evaluate` and kept only if splicing that case's own facts into it gives
+        back exactly the same text. Cases with values whose JSON text could differ between
+        serializers (control characters, quotes, backslashes) always take `evaluate`.
+        """
+        policy, when = self.policies[side], self.whens[side]
+        compiled = policy.compiled
+        facts = compiled.validate(case)
+        reads, defaulted = self._trace_inputs[side]
+        key = (tuple(facts[path] for path in reads), tuple(facts[path] is None for path in defaulted))
+        section = self._facts_json(side, facts)
+        template = self._templates[side].get(key)
+        if template is not None and section is not None:
+            return template[0] + section + template[1]
+        decision = policy.evaluate(case, trace=True, at=when)
+        expected = self.judge.classify(pair)
+        summary = expected.before if side == 0 else expected.after
+        if decision.fired != summary.fired:  # the fast path and the traced path must agree
+            raise RuntimeError(
+                f"internal error: row {row} decided differently by the columnar and the traced path"
+            )
+        text = decision.model_dump_json()
+        if section is not None:
+            marker = '"facts":' + section
+            if text.count(marker) == 1:
+                head, tail = text.split(marker)
+                self._templates[side][key] = (head + '"facts":', tail)
+        return text
+
+    def _facts_json(self, side: int, facts: dict[str, Any]) -> str | None:
+        """The trace's `facts` section as compact JSON, or None when a value is not plainly printable."""
+        program = self.compiled[side].program
+        shown = {}
+        for path, value in facts.items():
+            if value is None and program.facts[path].default is not None:
+                value = program.facts[path].default
+            plain = to_json_value(value)
+            for item in plain if isinstance(plain, list) else (plain,):
+                if isinstance(item, str) and not (
+                    item.isprintable() and '"' not in item and "\\" not in item
+                ):
+                    return None
+            shown[path] = plain
+        return json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
 
     # -- Parquet ----------------------------------------------------------------
     def _parquet(self, unit: Unit, result: UnitResult) -> None:
@@ -433,13 +476,13 @@ class Worker:
                 if self.judge.classify(pair).status == "changed"
                 for i in rows
             )
-            names = self._case_ids(batch, [i for i, _ in traced], first_row, ident, unnamed)
-            for (i, pair), name in zip(traced, names, strict=True):
-                cases = (
-                    case_of_row(batch, i, self.compiled[0].program),
-                    case_of_row(batch, i, self.compiled[1].program),
-                )
-                self._explain(result, first_row + i, name, cases, pair)
+            indexes = [i for i, _ in traced]
+            names = self._case_ids(batch, indexes, first_row, ident, unnamed)
+            if indexes:
+                before = cases_of_rows(batch, indexes, self.compiled[0].program)
+                after = cases_of_rows(batch, indexes, self.compiled[1].program)
+                for (i, pair), name, old, new in zip(traced, names, before, after, strict=True):
+                    self._explain(result, first_row + i, name, (old, new), pair)
         return True
 
     def _case_ids(
@@ -607,6 +650,18 @@ class Worker:
                 )
                 continue
             self._record(result, row, case.name, case.facts, path)
+
+
+def _trace_inputs(program: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The facts a trace's rules and derived facts read, and the facts that have a default."""
+    from engine import program as p
+
+    nodes = [n for r in program.rules for n in (r.condition, *r.unless)] + [
+        d.node for d in program.derived.values()
+    ]
+    read = {name for node in nodes for name in p.reads(node) if name in program.facts}
+    defaulted = tuple(k for k, f in program.facts.items() if f.default is not None)
+    return tuple(k for k in program.facts if k in read), defaulted
 
 
 ARROW_JSON = True  # JSON lines through Arrow's JSON parser where that is exact (tests turn it off to compare)
