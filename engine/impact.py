@@ -867,7 +867,8 @@ def pool(workers: int) -> Executor:
                 signal.signal(signal.SIGINT, previous)
         try:
             pending: deque[Any] = deque()
-            limit = workers * INFLIGHT_PER_WORKER
+            # With --explain a unit's result holds both traces of its changed cases (MBs): one in flight each.
+            limit = workers * (1 if job.explain else INFLIGHT_PER_WORKER)
             for unit in units:
                 pending.append(processes.apply_async(_pool_task, (unit,)))
                 while pending and (len(pending) >= limit or pending[0].ready()):
