@@ -246,7 +246,7 @@ def run_load(
 
 def logged_ids(log: str) -> set[str]:
     """Every decision id committed to the log."""
-    from engine.decisionlog.store import open_store
+    from engine.decisionlog.backends import open_store
 
     with open_store(log) as store:
         return {r.decision_id for r in store.records() if r.kind == "decision" and r.decision_id}
@@ -275,7 +275,7 @@ def crash_trials(
     seed: int = 7,
 ) -> CrashReport:
     """Start, load, kill -9, verify; `kills` times. Then: is every acknowledged decision in the log?"""
-    from engine.decisionlog.store import open_store
+    from engine.decisionlog.backends import open_store
     from engine.decisionlog.verify import verify_log
 
     rng = random.Random(seed)

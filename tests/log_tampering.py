@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter, Signer
 from engine.decisionlog.log import decision_record
-from engine.decisionlog.store import open_store
 from engine.decisionlog.writer import GroupCommitter
 
 CLASSES = (

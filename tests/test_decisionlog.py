@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 from log_tampering import CLASSES, EXPECTED, Raw, build_log, tamper
 
 from engine.decisionlog import merkle
+from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter, Signer, read_checkpoints
 from engine.decisionlog.log import erase, export_records, hold, inclusion_proof, latest_checkpoint, prune
 from engine.decisionlog.records import commitment, genesis
-from engine.decisionlog.store import LogError, Pending, open_store
+from engine.decisionlog.store import LogError, Pending
 from engine.decisionlog.verify import verify_log
 
 ROOT = Path(__file__).resolve().parent.parent

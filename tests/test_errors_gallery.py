@@ -75,7 +75,22 @@ def rendered(path: Path) -> str:
 def test_the_scan_finds_the_codes_it_should() -> None:
     codes, printed = engine_codes()
     assert {"syntax", "unknown-fact", "unknown-obligation", "unknown-recommendation", "conflict"} <= codes
-    assert printed <= {"invalid-case", "invalid-json"}  # the rest are printed from coded case diagnostics
+    assert printed - OPERATOR_CODES <= {
+        "invalid-case",
+        "invalid-json",
+    }  # the rest are printed from coded case diagnostics
+
+
+#: Codes the operator commands (`policy serve`, `policy log`, `policy replay`) print; each has a section.
+OPERATOR_CODES = {"log", "invalid-tokens", "non-durable-log"}
+
+
+def test_operator_codes_are_documented() -> None:
+    _, printed = engine_codes()
+    errors_page = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    assert printed & OPERATOR_CODES == OPERATOR_CODES, "an operator code is no longer printed: drop it here"
+    for code in OPERATOR_CODES:
+        assert f"## `{code}`" in errors_page, f"docs/errors.md has no section for `{code}`"
 
 
 def test_every_code_has_a_gallery_file() -> None:

@@ -14,10 +14,11 @@ from fastapi.testclient import TestClient
 
 import engine
 from engine.decisionlog import merkle
+from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter, Signer
 from engine.decisionlog.log import export_records
 from engine.decisionlog.records import compact, trace_hash
-from engine.decisionlog.store import LogUnavailable, open_store
+from engine.decisionlog.store import LogUnavailable
 from engine.service.app import ServiceConfig, create_app
 from engine.service.auth import TokenError, load_tokens
 from engine.service.policies import PolicySet

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from benchmarks import service_harness as harness
-from engine.decisionlog.store import open_store
+from engine.decisionlog.backends import open_store
 from engine.decisionlog.verify import verify_log
 from engine.decisionlog.writer import TEST_ACK_BEFORE_COMMIT_ENV
 

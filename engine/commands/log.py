@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from engine.cli import DATE
+from engine.commands.options import DATE
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -32,7 +32,8 @@ def _fail(exc: Exception) -> NoReturn:
 @contextmanager
 def _store(url: str) -> Iterator[Any]:
     """Open an existing log; a bad path or URL is a located error, exit 1."""
-    from engine.decisionlog.store import LogError, open_store
+    from engine.decisionlog.backends import open_store
+    from engine.decisionlog.store import LogError
 
     try:
         store = open_store(url)

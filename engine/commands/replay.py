@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from engine import diff as d
-from engine.cli import DATE, fail_usage, report_policy_error
+from engine.commands.options import DATE, fail_usage, report_policy_error
 from engine.errors import PolicyError, UsageError
 
 if TYPE_CHECKING:
@@ -63,8 +63,9 @@ def command(
     Decisions made by the same version text must come out identical (result and trace hash);
     those made by another version give the reviewer's diff report of `policy diff`.
     """
+    from engine.decisionlog.backends import open_store
     from engine.decisionlog.replay import replay
-    from engine.decisionlog.store import LogError, open_store
+    from engine.decisionlog.store import LogError
 
     try:
         spec = d.Spec.parse(against)

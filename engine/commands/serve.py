@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from engine.cli import fail_usage, report_policy_error
+from engine.commands.options import fail_usage, report_policy_error
 from engine.errors import PolicyError, UsageError
 
 SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL", "OFF")
@@ -126,9 +126,10 @@ def command(
     the answer is 503 and no decision. docs/service.md is the operator's guide.
     """
     try:
+        from engine.decisionlog.backends import open_store
         from engine.decisionlog.checkpoints import CheckpointWriter, Signer
         from engine.decisionlog.log import default_checkpoints, default_signing_key, signed_event
-        from engine.decisionlog.store import LogError, open_store
+        from engine.decisionlog.store import LogError
         from engine.service.app import ServiceConfig, create_app
         from engine.service.auth import TokenError, load_tokens
         from engine.service.policies import PolicySet

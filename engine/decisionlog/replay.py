@@ -21,6 +21,7 @@ from typing import Any
 
 from engine import api
 from engine import diff as d
+from engine.cases import CaseFile
 from engine.decisionlog.log import export_records
 from engine.decisionlog.records import TRACE_SALT_PATH, compact, trace_hash
 from engine.decisionlog.store import Store
@@ -249,7 +250,7 @@ def _replay_other(
     if group is None:
         group = groups[key] = _group(logged, folder)
     group.earliest = min(group.earliest or logged.evaluated_at, logged.evaluated_at)
-    case = d.CaseInput(logged.decision_id, f"log#{logged.seq}", logged.case, _comment(logged.case))
+    case = CaseFile(logged.decision_id, f"log#{logged.seq}", logged.case, _comment(logged.case))
     if group.before is None:
         problem = d.CaseProblem(
             side="before", version=logged.version, problems=[group.problem or "unavailable"]

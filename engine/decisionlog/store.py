@@ -26,7 +26,6 @@ __all__ = [
     "Sealed",
     "Store",
     "StoredRecord",
-    "open_store",
 ]
 
 
@@ -185,14 +184,3 @@ class Store(abc.ABC):
 
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
-
-
-def open_store(url: str, *, create: bool = False, synchronous: str = "FULL") -> Store:
-    """Open the log at a SQLite path or a `postgresql://` URL; `create` makes it if it is missing."""
-    if is_postgres(url):
-        from engine.decisionlog.postgres import PostgresStore
-
-        return PostgresStore(url, create=create)
-    from engine.decisionlog.sqlite import SqliteStore
-
-    return SqliteStore(url, create=create, synchronous=synchronous)

@@ -26,10 +26,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter
 from engine.decisionlog.log import decision_record, exported_record, inclusion_proof, latest_checkpoint
 from engine.decisionlog.records import compact
-from engine.decisionlog.store import LogError, LogUnavailable, Pending, Sealed, Store, open_store
+from engine.decisionlog.store import LogError, LogUnavailable, Pending, Sealed, Store
 from engine.decisionlog.writer import GroupCommitter
 from engine.errors import CaseError, UsageError
 from engine.service.auth import Token, Tokens

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 __all__ = ["Histogram", "Metrics"]
 
@@ -59,8 +60,8 @@ class Metrics:
         self.checkpoints = 0
         self.checkpoint_size = 0
         self.reloads: dict[str, int] = defaultdict(int)
-        self.queue_depth = lambda: 0
-        self.in_flight = lambda: 0
+        self.queue_depth: Callable[[], int] = lambda: 0
+        self.in_flight: Callable[[], int] = lambda: 0
         self.unsafe_durability = False
 
     def request(self, route: str, status: int, seconds: float) -> None:
