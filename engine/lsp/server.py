@@ -77,9 +77,9 @@ class PolicyLanguageServer(LanguageServer):
         fast = await loop.run_in_executor(
             self._executor, lambda: self.policy.diagnostics(files, conflicts=False)
         )
-        self._publish(root, fast)
         if run != self._run:
-            return  # newer text is being checked; its own passes will publish
+            return  # the text changed while this pass ran: the newer run publishes
+        self._publish(root, fast)
         full = await loop.run_in_executor(
             self._executor, lambda: self.policy.diagnostics(files, conflicts=True)
         )
