@@ -4,7 +4,8 @@ Routing only: state lives in `Workspace`, answers in `features` and `lenses`. Di
 are debounced (a burst of keystrokes is checked once, `debounce_ms` after the last) and
 computed off the event loop, in two passes: checker and linter first (the fast part,
 within 200 ms of the last keystroke on the bundled pack, see docs/performance.md), then
-the conflict proofs of `policy check`, published as soon as they are known.
+the conflict proofs of `policy check`, on a thread of their own, published as soon as
+they are known.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PolicyLanguageServer(LanguageServer):
         self._pending: dict[Path, asyncio.TimerHandle] = {}
         self._published: dict[Path, set[Path]] = {}  # universe root -> files given diagnostics
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-check")
+        self._prover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-conflicts")
         self._run = 0
 
     # -- diagnostics ------------------------------------------------------------------
@@ -80,11 +82,23 @@ class PolicyLanguageServer(LanguageServer):
         if run != self._run:
             return  # the text changed while this pass ran: the newer run publishes
         self._publish(root, fast)
-        full = await loop.run_in_executor(
-            self._executor, lambda: self.policy.diagnostics(files, conflicts=True)
-        )
-        if run == self._run and full != fast:
-            self._publish(root, full)
+        # The conflict proofs run on their own thread, so the next keystroke's check never
+        # queues behind a witness search that is still going.
+        proofs = await loop.run_in_executor(self._prover, lambda: self._conflicts(files))
+        if run != self._run or not any(proofs.values()):
+            return
+        full = {path: list(found) for path, found in fast.items()}
+        for path, found in proofs.items():
+            full.setdefault(path, []).extend(found)
+        self._publish(root, full)
+
+    def _conflicts(self, files: list[Path]) -> dict[Path, list[Diagnostic]]:
+        out: dict[Path, list[Diagnostic]] = {}
+        for path in files:
+            if path.suffix == ".policy":
+                for finding in self.policy.conflicts(path):
+                    out.setdefault(self.policy.absolute(finding.file), []).append(finding)
+        return out
 
     def _publish_files(self, root: Path, files: list[Path], found: dict[Path, list[Diagnostic]]) -> None:
         """Publish the given files only (a first, partial pass); the others keep what they show."""
