@@ -687,8 +687,8 @@ class Reasoner:
         if isinstance(node, p.TableLookup):
             key = s.unparse(node.source)
             return {key: _Var(key, node.type, True)}
-        if isinstance(node, p.TableHas):
-            return None
+        if isinstance(node, (p.TableHas, *p.COMPUTED_NODES)):
+            return None  # arithmetic is opaque to the search: a free atom, so no false proof
         if isinstance(node, p.DerivedRead):
             return self._leaves(self.program.derived[node.name].node)
         found: dict[str, _Var] = {}
