@@ -1123,8 +1123,19 @@ def write_json(report: ImpactReport, collector: Collector, pairs: list[Pair], ou
     out.write("\n  ]\n}\n" if groups else "]\n}\n")
 
 
+def printable(text: str) -> str:
+    """Text from the data (case ids, paths) made safe for a terminal: control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _context(report: ImpactReport, examples: int, groups: int, color: bool = False) -> dict[str, Any]:
-    shown = report.groups[:groups]
+    shown = [
+        g.model_copy(update={"examples": [printable(e) for e in g.examples[:examples]]})
+        for g in report.groups[:groups]
+    ]
+    report = report.model_copy(update={"cases_from": printable(report.cases_from)})
     return {
         "r": report,
         "a": report.before,

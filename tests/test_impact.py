@@ -362,3 +362,28 @@ def test_json_lines_through_arrow_decide_and_reject_as_the_exact_json_path(
         reports.append((run_report(path, out), out.with_suffix(".rejects.jsonl").read_bytes()))
     assert reports[0] == reports[1]
     assert json.loads(reports[0][0])["summary"]["rejected"] == 4
+
+
+def test_case_ids_from_the_data_reach_no_terminal_as_escape_codes(tmp_path: Path) -> None:
+    case = json.loads((CASES / "water-cannon-hong-kong-police.json").read_text(encoding="utf-8"))
+    case.pop("$comment", None)
+    lines = tmp_path / "cases.jsonl"
+    lines.write_text(json.dumps({"$id": "evil\x1b[31mred\x07", **case}) + "\n", encoding="utf-8")
+    for fmt in ("text", "md", "html"):
+        text = run_report(lines, tmp_path / f"r.{fmt}", fmt=fmt).decode()
+        assert "\x1b" not in text and "\x07" not in text
+        assert "evil\\x1b[31mred\\x07" in text
+    report = json.loads(run_report(lines, tmp_path / "r.json"))
+    assert report["groups"][0]["cases"][0]["case"] == "evil\x1b[31mred\x07"  # JSON keeps it exactly
+
+
+def test_progress_is_one_erasable_line() -> None:
+    import io
+
+    stream = io.StringIO()
+    progress = impact.Progress(total=1_000, unit="parquet", stream=stream)
+    progress(500, 500, 80)
+    progress.close()
+    assert stream.getvalue().startswith(
+        "\r\x1b[2K 50.0%  500 cases, 80 changed"
+    ) and stream.getvalue().endswith("\r\x1b[2K")
