@@ -1250,7 +1250,7 @@ def run(
 
 
 class _TextOut:
-    """stdout, written only once the report is complete."""
+    """stdout: only written once every case is decided (a human report in one write; JSON streamed from the spool)."""
 
     def __init__(self, stream: IO[str]):
         self.stream = stream
