@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -58,6 +59,7 @@ LINES_BYTES = 1 << 20  # bytes of JSON lines per unit
 FILES_PER_UNIT = 500
 EXAMPLES_KEPT = 1_000  # case ids kept per group for the human formats (the JSON lists all)
 INFLIGHT_PER_WORKER = 3
+TEMPLATES_KEPT = 2_000  # memoised traced decisions per version and worker (about 6 KB each)
 
 GroupStatus = Literal["changed", "reasons_changed"]
 Key = tuple[int, ...]
@@ -272,6 +274,7 @@ class UnitResult:
     examples: dict[Pair, list[str]] = field(default_factory=dict)  # pair -> first case ids
     rejects: list[str] = field(default_factory=list)  # JSON lines
     explain: list[str] = field(default_factory=list)  # JSON lines
+    explain_file: str | None = None  # or: the same lines in a spool file the worker wrote (local workers)
 
     def list_cases(self, pair: Pair, rows: list[int], names: list[str]) -> None:
         entries = ",\n".join(
@@ -298,10 +301,12 @@ class Job:
     after: Version
     explain: bool = False
     id_column: str | None = None
+    #: Where workers that can see it write a unit's traces (megabytes), instead of sending them back.
+    spool_dir: str | None = None
 
     @property
     def digest(self) -> str:
-        return f"{self.before.ref.digest}|{self.before.when}|{self.after.ref.digest}|{self.after.when}|{self.explain}|{self.id_column}"
+        return f"{self.before.ref.digest}|{self.before.when}|{self.after.ref.digest}|{self.after.when}|{self.explain}|{self.id_column}|{self.spool_dir}"
 
 
 class Worker:
@@ -332,6 +337,12 @@ class Worker:
             self._lines(unit, result)
         else:
             self._case_files(unit, result)
+        spool = self.job.spool_dir
+        if result.explain and spool is not None and os.path.isdir(spool):
+            descriptor, name = tempfile.mkstemp(dir=spool, suffix=".jsonl")
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write("\n".join(result.explain) + "\n")
+            result.explain, result.explain_file = [], name
         return result
 
     def _interesting(self, pair: Pair) -> PairInfo | None:
@@ -376,7 +387,7 @@ class Worker:
         text = decision.model_dump_json()
         if section is not None:
             marker = '"facts":' + section
-            if text.count(marker) == 1:
+            if text.count(marker) == 1 and len(self._templates[side]) < TEMPLATES_KEPT:
                 head, tail = text.split(marker)
                 self._templates[side][key] = (head + '"facts":', tail)
         return text
@@ -990,6 +1001,11 @@ class Collector:
             self.rejects.write("\n".join(result.rejects) + "\n")
         if self.explain is not None and result.explain:
             self.explain.write("\n".join(result.explain) + "\n")
+        if result.explain_file is not None:
+            if self.explain is not None:
+                with open(result.explain_file, "rb") as spooled:
+                    shutil.copyfileobj(spooled, self.explain.handle)
+            os.unlink(result.explain_file)
 
     def cases_text(self, pair: Pair) -> Iterator[str]:
         """The pair's case entries in input order, read back from the spool chunk by chunk."""
@@ -1179,12 +1195,15 @@ class Outcome:
     seconds: float
 
 
-def job_for(before: d.Side, after: d.Side, *, explain: bool, id_column: str | None) -> Job:
+def job_for(
+    before: d.Side, after: d.Side, *, explain: bool, id_column: str | None, spool_dir: str | None = None
+) -> Job:
     return Job(
         Version(PolicyRef.of(before.policy, at=before.at), before.at, before.label),
         Version(PolicyRef.of(after.policy, at=after.at), after.at, after.label),
         explain=explain,
         id_column=id_column,
+        spool_dir=spool_dir,
     )
 
 
@@ -1206,9 +1225,12 @@ def run(
 ) -> Outcome:
     """Decide every case under both versions and write the report (atomically when to a file)."""
     started = time.perf_counter()
-    job = job_for(before, after, explain=explain is not None, id_column=id_column)
-    judge = worker_for(job).judge
     with ExitStack() as stack:
+        scratch = (
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="impact-traces-")) if explain else None
+        )
+        job = job_for(before, after, explain=explain is not None, id_column=id_column, spool_dir=scratch)
+        judge = worker_for(job).judge
         files: list[AtomicFile] = []
 
         def atomic(target: Path | None) -> AtomicFile | None:
