@@ -29,8 +29,8 @@ from lark.exceptions import LarkError
 
 from engine import program as p
 from engine import syntax as s
-from engine.api import policy_files
-from engine.checker import CheckResult, check_file
+from engine.api import Environment, default_environment, policy_files
+from engine.checker import CheckResult
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
 from engine.grammar import parser as lark_parser
 from engine.parser import parse
@@ -158,10 +158,14 @@ class LintResult:
 
 
 def lint(
-    paths: Iterable[str | Path], config: LintConfig | None = None, *, update_lock: bool = False
+    paths: Iterable[str | Path],
+    config: LintConfig | None = None,
+    *,
+    update_lock: bool = False,
+    environment: Environment | None = None,
 ) -> LintResult:
     """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked."""
-    run = _Run(config or LintConfig())
+    run = _Run(config or LintConfig(), environment or default_environment)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
     findings = run.lint(files)
@@ -171,18 +175,15 @@ def lint(
 class _Run:
     """One lint run: checked programs are shared between the files that need them."""
 
-    def __init__(self, config: LintConfig):
+    def __init__(self, config: LintConfig, environment: Environment):
         self.config = config
+        self.environment = environment  # holds the one cache of checked files
         self.sources: dict[str, str] = {}
-        self._checked: dict[Path, CheckResult] = {}
 
     def check(self, path: Path) -> CheckResult:
-        key = path.resolve()
-        if key not in self._checked:
-            result = check_file(path)
-            self._checked[key] = result
-            self.sources.update(result.sources)
-        return self._checked[key]
+        result = self.environment.check_file(path)
+        self.sources.update(result.sources)
+        return result
 
     def lint(self, files: list[Path]) -> list[Diagnostic]:
         raw: list[Diagnostic] = []
@@ -685,8 +686,8 @@ class Reasoner:
         if isinstance(node, p.TableLookup):
             key = s.unparse(node.source)
             return {key: _Var(key, node.type, True)}
-        if isinstance(node, p.TableHas):
-            return None
+        if isinstance(node, (p.TableHas, *p.COMPUTED_NODES)):
+            return None  # arithmetic is opaque to the search: a free atom, so no false proof
         if isinstance(node, p.DerivedRead):
             return self._leaves(self.program.derived[node.name].node)
         found: dict[str, _Var] = {}

@@ -22,7 +22,7 @@ from typing import Any
 
 from engine import program as p
 from engine import syntax as s
-from engine.checker import check_file
+from engine.api import default_environment
 from engine.errors import PolicyError, UsageError, has_errors
 from engine.models import to_json_value
 from engine.registry import VersionEntry, read_versions
@@ -66,7 +66,7 @@ def load_policy_doc(folder: Path) -> PolicyDoc:
     """Check every version of one policy; a version with errors stops the docs (they would lie)."""
     versions = []
     for entry in read_versions(folder):
-        result = check_file(entry.path)
+        result = default_environment.check_file(entry.path)
         if result.program is None or has_errors(result.diagnostics):
             raise PolicyError(result.diagnostics, result.sources)
         versions.append(VersionDoc(entry, result.program, content_hash(result.program)))
