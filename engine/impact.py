@@ -324,6 +324,8 @@ class Worker:
         self.json_schema = json_schema(old, new) if ARROW_JSON else None
         self._trace_inputs = tuple(_trace_inputs(program) for program in (old, new))
         self._templates: tuple[dict[Any, tuple[str, str]], ...] = ({}, {})
+        self.memo_hits = 0
+        self._spool: IO[str] | None = None
         self._columnar: dict[str, tuple[Columnar, Columnar, bool]] = {}
         self._canon: dict[Key, Key] = {}
         self._files: dict[str, Any] = {}
@@ -331,18 +333,22 @@ class Worker:
     # -- per unit ---------------------------------------------------------------
     def run(self, unit: Unit) -> UnitResult:
         result = UnitResult()
-        if unit.kind == "parquet":
-            self._parquet(unit, result)
-        elif unit.kind == "jsonl":
-            self._lines(unit, result)
-        else:
-            self._case_files(unit, result)
         spool = self.job.spool_dir
-        if result.explain and spool is not None and os.path.isdir(spool):
+        if self.job.explain and spool is not None and os.path.isdir(spool):
             descriptor, name = tempfile.mkstemp(dir=spool, suffix=".jsonl")
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write("\n".join(result.explain) + "\n")
-            result.explain, result.explain_file = [], name
+            self._spool = os.fdopen(descriptor, "w", encoding="utf-8")
+            result.explain_file = name
+        try:
+            if unit.kind == "parquet":
+                self._parquet(unit, result)
+            elif unit.kind == "jsonl":
+                self._lines(unit, result)
+            else:
+                self._case_files(unit, result)
+        finally:
+            if self._spool is not None:
+                self._spool.close()
+                self._spool = None
         return result
 
     def _interesting(self, pair: Pair) -> PairInfo | None:
@@ -354,9 +360,11 @@ class Worker:
     ) -> None:
         """Both traces of a changed case, as the public single-case API (`evaluate`) writes them."""
         texts = [self._traced(side, case, row, pair) for side, case in enumerate(cases)]
-        result.explain.append(
-            f'{{"row":{row},"case":{_dumps(case_id)},"before":{texts[0]},"after":{texts[1]}}}'
-        )
+        line = f'{{"row":{row},"case":{_dumps(case_id)},"before":{texts[0]},"after":{texts[1]}}}'
+        if self._spool is not None:  # straight to this unit's spool file: a unit's traces are megabytes
+            self._spool.write(line + "\n")
+        else:
+            result.explain.append(line)
 
     def _traced(self, side: int, case: Any, row: int, pair: Pair) -> str:
         """`evaluate(case, trace=True).model_dump_json()`, memoised on what the trace depends on.
@@ -376,6 +384,7 @@ class Worker:
         section = self._facts_json(side, facts)
         template = self._templates[side].get(key)
         if template is not None and section is not None:
+            self.memo_hits += 1
             return template[0] + section + template[1]
         decision = policy.evaluate(case, trace=True, at=when)
         expected = self.judge.classify(pair)
@@ -631,10 +640,17 @@ class Worker:
             return False
         trial = UnitResult()
         row = unit.first_row
-        for batch in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS):
-            if not self.decide_batch(batch, row, trial, id_column="$id", unnamed="line", strict=True):
-                return False
-            row += batch.num_rows
+        spool, self._spool = self._spool, None  # a trial keeps its traces until it has succeeded
+        try:
+            for batch in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS):
+                if not self.decide_batch(batch, row, trial, id_column="$id", unnamed="line", strict=True):
+                    return False
+                row += batch.num_rows
+        finally:
+            self._spool = spool
+        if spool is not None and trial.explain:
+            spool.write("\n".join(trial.explain) + "\n")
+            trial.explain = []
         result.rows += trial.rows
         result.pairs.update(trial.pairs)
         for pair, chunks in trial.listed.items():
