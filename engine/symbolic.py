@@ -110,6 +110,9 @@ class SymFact:
     present: Bool
     value: Any  # BoolRef, ArithRef, or dict code -> BoolRef
     domain: list[int] = field(default_factory=list)  # valid codes of an enum/string scalar
+    absent: Bool = FALSE  # not present (built once: z3's Python API is slow to build terms)
+    absent_value: Bool = FALSE  # a boolean fact's negation
+    not_member: dict[int, Bool] = field(default_factory=dict)  # a set fact's non-members
 
 
 class FactSpace:
@@ -152,6 +155,8 @@ class FactSpace:
         self.date_min = min([DATE_MIN, *(d - timedelta(days=1) for d in dates)])
         self.date_max = max([DATE_MAX, *(d + timedelta(days=1) for d in dates)])
         self.facts: dict[str, SymFact] = {}
+        self._constraints: Bool | None = None
+        self._equals: dict[tuple[int, int], Bool] = {}
         for program in programs:
             for path, info in program.facts.items():
                 known = self.facts.get(path)
@@ -224,6 +229,11 @@ class FactSpace:
         else:
             value = z3.Int(name)
         fact = SymFact(name, kind, info.optional, present, value)
+        fact.absent = z3.Not(present)
+        if isinstance(value, dict):
+            fact.not_member = {c: z3.Not(b) for c, b in value.items()}
+        elif kind.base == "boolean":
+            fact.absent_value = z3.Not(value)
         if not kind.is_set and kind.base == "enum":
             enum = kind.enum or ""
             fact.domain = [i for i, v in enumerate(self.enums[enum]) if v in self.valid_enum[enum]]
@@ -233,6 +243,20 @@ class FactSpace:
 
     def constraints(self) -> Bool:
         """What every valid case satisfies: enum values in range, dates plausible, set members valid."""
+        if self._constraints is None:
+            self._constraints = self._build_constraints()
+        return self._constraints
+
+    def equals(self, term: Any, code: int) -> Bool:
+        """`term == code`, built once per (term, code): z3's Python API is slow to build terms."""
+        key = (term.get_id(), code)
+        cached = self._equals.get(key)
+        if cached is None:
+            cached = term == code
+            self._equals[key] = cached
+        return cached
+
+    def _build_constraints(self) -> Bool:
         parts: list[Bool] = []
         for fact in self.facts.values():
             kind = fact.type
@@ -243,7 +267,12 @@ class FactSpace:
                     parts += [z3.Not(b) for c, b in fact.value.items() if values[c] not in valid]
                 continue
             if kind.base in ("enum", "string"):
-                parts.append(z3.Or([fact.value == c for c in fact.domain]) if fact.domain else FALSE)
+                if not fact.domain:
+                    parts.append(FALSE)
+                elif fact.domain == list(range(fact.domain[0], fact.domain[-1] + 1)):
+                    parts += [fact.value >= fact.domain[0], fact.value <= fact.domain[-1]]
+                else:
+                    parts.append(z3.Or([fact.value == c for c in fact.domain]))
             elif kind.base == "date":
                 low, high = self.date_min.toordinal(), self.date_max.toordinal()
                 parts += [fact.value >= low, fact.value <= high]
@@ -295,29 +324,40 @@ class FactSpace:
         code = model.eval(fact.value, model_completion=True).as_long()
         return self.decode(code, kind)
 
-    def pin(self, case: dict[str, Any]) -> list[tuple[str, Bool]]:
-        """Per fact, the constraint "this fact has the value it has in `case`" (for why-not)."""
+    def pin(self, case: dict[str, Any]) -> list[tuple[str, list[Bool]]]:
+        """Per fact, the constraints "this fact has the value it has in `case`" (for why-not, tests).
+
+        A string no policy mentions behaves like any other such string: each distinct one is
+        given its own fresh string (while fresh strings last).
+        """
         flat = _flatten(case)
-        pinned: list[tuple[str, Bool]] = []
+        fresh = iter(self.fresh_strings)
+        unmentioned: dict[str, str] = {}
+
+        def code(value: Any, element: p.Type) -> int:
+            scalar = _json_scalar(value, element)
+            if element.base == "string" and scalar not in self.string_code:
+                if scalar not in unmentioned:
+                    unmentioned[scalar] = next(fresh, self.fresh_strings[-1])
+                scalar = unmentioned[scalar]
+            return self.int_code(scalar, element)
+
+        pinned: list[tuple[str, list[Bool]]] = []
         for path, fact in self.facts.items():
             value = flat.get(path)
             if value is None:
-                pinned.append((path, z3.Not(fact.present) if fact.optional else TRUE))
+                pinned.append((path, [fact.absent] if fact.optional else []))
                 continue
             parts = [fact.present] if fact.optional else []
             kind = fact.type
             if kind.is_set:
-                wanted = {self.int_code(_json_scalar(v, kind.element), kind.element) for v in value}
-                parts += [b if c in wanted else z3.Not(b) for c, b in fact.value.items()]
+                wanted = {code(v, kind.element) for v in value}
+                parts += [b if c in wanted else fact.not_member[c] for c, b in fact.value.items()]
             elif kind.base == "boolean":
-                parts.append(fact.value == z3.BoolVal(bool(value)))
+                parts.append(fact.value if value else fact.absent_value)
             else:
-                scalar = _json_scalar(value, kind)
-                if kind.base == "string" and scalar not in self.string_code:
-                    # a string no policy mentions behaves like any fresh string
-                    scalar = self.fresh_strings[-1]
-                parts.append(fact.value == self.int_code(scalar, kind))
-            pinned.append((path, conj(parts)))
+                parts.append(self.equals(fact.value, code(value, kind)))
+            pinned.append((path, parts))
         return pinned
 
 
@@ -500,7 +540,9 @@ class Encoder:
         return Val(TRUE, self.space.code(node.value, kind))
 
     def _key_tests(self, key: Val, key_type: p.Type, keys: list[Any]) -> dict[Any, Bool]:
-        return {k: _eq(key.value, self.space.code(k, key_type)) for k in keys}
+        if z3.is_bool(key.value):
+            return {k: key.value == z3.BoolVal(bool(k)) for k in keys}
+        return {k: self.space.equals(key.value, self.space.int_code(k, key_type)) for k in keys}
 
     def _lookup(self, node: p.TableLookup) -> Val:
         table = self.program.tables[node.table]
@@ -635,7 +677,12 @@ def _eq(a: Any, b: Any) -> Bool:
 
 def _contains(collection: dict[int, Bool], item: Any, item_type: p.Type) -> Bool:
     if z3.is_bool(item):
-        return disj([conj([item == (c == 1), b]) for c, b in collection.items()])
+        return disj([conj([item == z3.BoolVal(c == 1), b]) for c, b in collection.items()])
+    if all(z3.is_true(b) or z3.is_false(b) for b in collection.values()):
+        members = [
+            c for c, b in collection.items() if z3.is_true(b)
+        ]  # a constant set: no term per non-member
+        return disj([item == c for c in members])
     return disj([conj([item == c, b]) for c, b in collection.items()])
 
 
