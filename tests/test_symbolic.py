@@ -107,7 +107,7 @@ def _case(
             if kind.element.base == "enum":
                 universe = list(program.enums[kind.element.enum or ""])
             else:
-                universe = sorted(consts["string"]) + ["zz-unmentioned"]
+                universe = [*sorted(consts["string"]), "zz-unmentioned"]
             size = rng.choice([0, 0, 1, 1, 2, 3, len(universe)])
             value: Any = sorted(rng.sample(universe, min(size, len(universe))))
         elif path in keys and rng.random() < 0.6:
@@ -285,7 +285,7 @@ def test_fidelity_check_sees_a_disagreement() -> None:
     }
     when = date(2020, 10, 6)
     assert oracle.compare(case, when) == []
-    enc, outs, _ = oracle.at(when)
+    _, outs, _ = oracle.at(when)
     review = outs[Output("decision", "license_review")]
     pins = [c for _, parts in oracle.space.pin(case) for c in parts]
     assert _check_fast(oracle.solver, pins, [review["not_favorable"]]) == z3.unsat
