@@ -425,10 +425,11 @@ def _substitute(expr: s.Expr, replace: dict[int, s.Expr]) -> s.Expr:
     if not replace:
         return expr
     changes: dict[str, Any] = {}
-    for f in dataclasses.fields(expr):  # type: ignore[arg-type]
+    for f in dataclasses.fields(expr):
         if f.name == "span":
             continue
         value = getattr(expr, f.name)
+        new: Any
         if isinstance(value, tuple):
             new = tuple(_substitute(v, replace) if _is_expr(v) else v for v in value)
         elif _is_expr(value):
@@ -437,7 +438,7 @@ def _substitute(expr: s.Expr, replace: dict[int, s.Expr]) -> s.Expr:
             continue
         if new is not value:
             changes[f.name] = new
-    return dataclasses.replace(expr, **changes) if changes else expr  # type: ignore[type-var]
+    return dataclasses.replace(expr, **changes) if changes else expr
 
 
 def _is_expr(value: Any) -> bool:
@@ -584,6 +585,7 @@ class Region(_Model):
     literals: int
     parts: list[str]
     witness: dict[str, Any]
+    shown: list[str]
     rules_a: list[RuleRef]
     rules_b: list[RuleRef]
     citations: list[str]
@@ -711,6 +713,17 @@ def semantic_diff(a: Version, b: Version, budget: Budget | None = None) -> Seman
     )
 
 
+def prove_diff(
+    a: Any, b: Any, *, at_a: date | None = None, at_b: date | None = None, budget: Budget | None = None
+) -> SemanticReport:
+    """`semantic_diff` for two loaded `engine.Policy` versions, each read on its own date by default."""
+    sides = []
+    for policy, at in ((a, at_a), (b, at_b)):
+        when = at or policy.at or policy.info.effective or date.today()
+        sides.append(Version(policy.compiled, when, policy.version))
+    return semantic_diff(sides[0], sides[1], budget)
+
+
 def _side(v: Version) -> SideInfo:
     return SideInfo(
         policy=v.policy.info.id,
@@ -799,7 +812,7 @@ def _generalise(
         checker.add(z3.Implies(mark, atoms[text].true if positive else atoms[text].false))
     if budget.check(checker, *marks) != z3.unsat:
         return None
-    core = [marks[m] for m in checker.unsat_core() if m in marks]  # type: ignore[index]
+    core = [marks[m] for m in checker.unsat_core() if m in marks]
     keep = sorted(core, key=lambda lit: (atoms[lit[0]].level, lit[1], lit[0]))
     for lit in list(keep):
         trial = [x for x in keep if x != lit]
@@ -862,6 +875,7 @@ def _region(
         literals=literal_count(condition),
         parts=[s.unparse(factor([c], atoms)) for c in cubes],
         witness=witness or {},
+        shown=shown_facts(witness or {}, space.rest()),
         rules_a=_unique(rules_a),
         rules_b=_unique(rules_b),
         citations=citations,
@@ -907,18 +921,23 @@ def _cube_case(space: FactSpace, region: Bool, budget: Budget) -> dict[str, Any]
 # Rendering the semantic report
 
 
-def shown_facts(witness: dict[str, Any], prefix: str = "") -> list[str]:
-    """The facts of a witness that are not at rest (false, empty, absent), as `name = value`."""
+def shown_facts(witness: dict[str, Any], rest: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
+    """The facts of a witness that are not at rest (false, empty, absent, or the value the
+    minimal witness prefers when it does not matter), as `name = value`."""
     out: list[str] = []
+    rest = rest or {}
     for key, value in witness.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out += shown_facts(value, name + ".")
-        elif value in (False, [], None):
+            out += shown_facts(value, rest, name + ".")
+        elif value in (False, [], None) or rest.get(name, _NOTHING) == value:
             continue
         else:
             out.append(f"{name} = {json.dumps(value, ensure_ascii=False)}")
     return out
+
+
+_NOTHING = object()
 
 
 def _refs(refs: list[RuleRef]) -> str:
@@ -950,7 +969,7 @@ def render_text(report: SemanticReport) -> str:
             f"    when {region.condition}",
             f"    A: {_refs(region.rules_a)}",
             f"    B: {_refs(region.rules_b)}",
-            "    witness: " + (", ".join(shown_facts(region.witness)) or "every fact at rest"),
+            "    witness: " + (", ".join(region.shown) or "every fact at rest"),
         ]
         if len(region.parts) > 1:
             lines.append(f"    ({len(region.parts)} parts: " + "; ".join(region.parts) + ")")
@@ -973,7 +992,7 @@ def render_markdown(report: SemanticReport) -> str:
     for n, r in enumerate(report.regions, 1):
         lines.append(
             f"| {n} | {_md(r.transition)} | `{_md(r.condition)}` | {_md(_refs(r.rules_a))} | {_md(_refs(r.rules_b))} | "
-            f"{_md(', '.join(shown_facts(r.witness)))} |"
+            f"{_md(', '.join(r.shown))} |"
         )
     lines.append("")
     if report.status == "incomplete":
@@ -994,7 +1013,7 @@ def render_html(report: SemanticReport) -> str:
     rows = "".join(
         f"<tr><td>{n}</td><td>{escape(r.transition)}</td><td><code>{escape(r.condition)}</code></td>"
         f"<td>{escape(_refs(r.rules_a))}</td><td>{escape(_refs(r.rules_b))}</td>"
-        f"<td>{escape(', '.join(shown_facts(r.witness)))}</td></tr>"
+        f"<td>{escape(', '.join(r.shown))}</td></tr>"
         for n, r in enumerate(report.regions, 1)
     )
     verdict = {
@@ -1054,6 +1073,7 @@ __all__ = [
     "SemanticReport",
     "Unsupported",
     "Version",
+    "prove_diff",
     "render",
     "save_witnesses",
     "semantic_diff",

@@ -26,10 +26,11 @@ z3 is imported only by this module and the tools built on it (`engine.proofs`), 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, assert_never
+from typing import Any, TypeAlias, assert_never
 
 import z3
 
@@ -45,7 +46,7 @@ EXTRA_DIGITS = 2
 #: The value of a decision whose effective rules disagree (as `policy diff` shows it).
 CONFLICT = "(conflict)"
 
-Bool = z3.BoolRef
+Bool: TypeAlias = Any  # a z3 BoolRef (z3 ships no type stubs)
 
 
 class Unsupported(Exception):
@@ -157,17 +158,16 @@ class FactSpace:
         self.facts: dict[str, SymFact] = {}
         self._constraints: Bool | None = None
         self._equals: dict[tuple[int, int], Bool] = {}
+        declared: dict[str, list[p.FactInfo]] = {}
         for program in programs:
             for path, info in program.facts.items():
-                known = self.facts.get(path)
-                if known is None:
-                    self.facts[path] = self._declare(info)
-                elif known.type != info.type:
-                    raise Unsupported(
-                        f"fact `{path}` is `{known.type}` in one version and `{info.type}` in another"
-                    )
-                elif info.optional and not known.optional:
-                    known.optional = True  # optional anywhere: it may be missing
+                declared.setdefault(path, []).append(info)
+        for path, infos in declared.items():
+            if any(i.type != infos[0].type for i in infos):
+                raise Unsupported(f"fact `{path}` has different types in the versions compared")
+            # a case valid for every version: required if any version requires it
+            optional = all(i.optional for i in infos)
+            self.facts[path] = self._declare(dataclasses.replace(infos[0], optional=optional))
 
     # -- coding values -------------------------------------------------------------
     def universe(self, element: p.Type) -> list[int]:
@@ -297,6 +297,23 @@ class FactSpace:
             elif kind.base == "date":
                 soft.append(fact.value == date(2000, 1, 1).toordinal())
         return soft
+
+    def rest(self) -> dict[str, Any]:
+        """The value each fact takes in a minimal witness when nothing needs it (see `neutral`)."""
+        out: dict[str, Any] = {}
+        for path, fact in self.facts.items():
+            kind = fact.type
+            if kind.is_set or fact.optional:
+                continue
+            if kind.base == "enum" and fact.domain:
+                out[path] = self.decode(fact.domain[0], kind)
+            elif kind.base == "string":
+                out[path] = self.fresh_strings[0]
+            elif kind.base == "number":
+                out[path] = self.decode(0, kind)
+            elif kind.base == "date":
+                out[path] = date(2000, 1, 1).isoformat()
+        return out
 
     def case(self, model: z3.ModelRef, paths: list[str] | None = None) -> dict[str, Any]:
         """A JSON case (nested records) from a model: what the evaluator replays."""
@@ -669,10 +686,10 @@ class Encoder:
 
 def _eq(a: Any, b: Any) -> Bool:
     if z3.is_bool(a) or z3.is_bool(b):
-        return a == b  # type: ignore[no-any-return]
+        return a == b
     if isinstance(a, dict) or isinstance(b, dict):
         raise Unsupported("equality of sets is not a condition of the language")
-    return a == b  # type: ignore[no-any-return]
+    return a == b
 
 
 def _contains(collection: dict[int, Bool], item: Any, item_type: p.Type) -> Bool:
