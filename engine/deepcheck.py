@@ -507,7 +507,7 @@ def _minimise(
 
 def _apply(case: dict[str, Any], changed: list[str], values: dict[str, Any]) -> dict[str, Any]:
     """The case with the changed facts set to their new values (absent from `values`: removed)."""
-    result = json.loads(json.dumps(case))
+    result: dict[str, Any] = json.loads(json.dumps(case))
     for path in changed:
         parts = path.split(".")
         target = result

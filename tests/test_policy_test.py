@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.testing import Runner, failure_text, load_expectations
+from engine.intent import Runner, failure_text, load_expectations
 
 ROOT = Path(__file__).resolve().parent.parent
 INTENT = ROOT / "fixtures" / "intent"

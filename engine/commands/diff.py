@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from engine import diff as d
-from engine.cli import DATE, fail_usage, report_policy_error
+from engine.commands.options import DATE, fail_usage, report_policy_error
 from engine.commands.semantic import run_semantic, semantic_options
 from engine.errors import PolicyError, UsageError
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from engine import diff as d
-from engine.cli import fail_usage
+from engine.commands.options import fail_usage
 from engine.errors import UsageError
 
 
@@ -75,7 +75,7 @@ def run_semantic(
     except proofs.Unsupported as exc:
         fail_usage(UsageError(f"cannot prove this diff: {exc}", "compare the versions on cases instead"))
     except proofs.ProofError as exc:
-        click.echo(f"error[proof-disagreement]: {exc}", err=True)
+        click.echo(f"internal error (the solver and the evaluator disagree): {exc}", err=True)
         click.echo(
             "  = help: this is a bug in the symbolic compiler; please report it with both versions", err=True
         )

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from engine.coverage import collect, report_data, report_lines, total_percent
+from engine.coverage import VersionCoverage, collect, report_data, report_lines, total_percent
 from engine.errors import render_all
+from engine.intent import Result, Runner, failure_text, load_expectations, result_data
 from engine.registry import read_versions
-from engine.testing import Result, Runner, failure_text, load_expectations, result_data
 
 DEFAULT_INTENT = "fixtures/intent"
 
@@ -88,7 +89,11 @@ def _untested(policies: Path, tested: set[tuple[str, str]]) -> list[str]:
 
 
 def _text(
-    results: list[Result], versions: list | None, minimum: float | None, below: bool, untested: list[str]
+    results: list[Result],
+    versions: list[VersionCoverage] | None,
+    minimum: float | None,
+    below: bool,
+    untested: list[str],
 ) -> None:
     for result in results:
         if result.status != "pass":
@@ -106,8 +111,10 @@ def _text(
     )
 
 
-def _json(results: list[Result], versions: list | None, minimum: float | None, untested: list[str]) -> None:
-    data: dict = {
+def _json(
+    results: list[Result], versions: list[VersionCoverage] | None, minimum: float | None, untested: list[str]
+) -> None:
+    data: dict[str, Any] = {
         "summary": {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")},
         "results": [result_data(r) for r in results],
     }

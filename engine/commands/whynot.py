@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from engine.cli import fail_usage, load_policy, read_case, report_case_error, version_options
+from engine.commands.options import fail_usage, load_policy, read_case, report_case_error, version_options
 from engine.errors import CaseError, UsageError
 
 
@@ -60,7 +60,7 @@ def command(
     except CaseError as exc:
         report_case_error(exc, "<stdin>" if case == "-" else case)
     except ProofError as exc:
-        click.echo(f"error[proof-disagreement]: {exc}", err=True)
+        click.echo(f"internal error (the solver and the evaluator disagree): {exc}", err=True)
         sys.exit(4)
     if fmt == "json":
         click.echo(json.dumps(answer.dump(), indent=2, ensure_ascii=False, default=str))
