@@ -33,7 +33,7 @@ from engine import syntax as s
 from engine.errors import CaseError, Diagnostic, Severity
 from engine.models import Decision, RuleRef
 from engine.runtime import CompiledPolicy
-from engine.symbolic import CONFLICT, FALSE, TRUE, Bool, Encoder, FactSpace, Unsupported, conj, disj, neg
+from engine.symbolic import CONFLICT, TRUE, Bool, Encoder, FactSpace, Unsupported, conj, disj, neg
 
 #: Bumped when a field of the semantic report's JSON changes meaning or disappears.
 SEMANTIC_VERSION = 1
@@ -258,6 +258,7 @@ class Atom:
     true: Bool
     false: Bool
     level: int  # 0: fine-grained helper atoms; 1: predicates; 2: named derived facts
+    changed: bool = False  # read by a rule that differs between the versions (a reason, not context)
 
 
 @dataclass
@@ -316,15 +317,21 @@ class AtomBook:
         self.unstable = {name for name in a.program.derived if ma.derived(name) != mb.derived(name)}
         self.mixed = _Mixed(b, a.program, self.unstable)
         self.atoms: dict[str, Atom] = {}
+        self._changed = False
 
     def add(self, expr: s.Expr, true: Bool, false: Bool, level: int) -> None:
         text = s.unparse(expr)
         if text not in self.atoms and not (z3.is_true(true) or z3.is_false(true)):
             self.atoms[text] = Atom(text, expr, true, false, level)
+        if text in self.atoms and self._changed:
+            self.atoms[text].changed = True
 
-    def collect_rule(self, rule: p.RuleInfo, side: str) -> None:
+    def collect_rule(self, rule: p.RuleInfo, side: str, changed: bool = False) -> None:
+        """The atoms of a rule; `changed` marks them as the reasons of a difference."""
+        self._changed = changed
         for node in (rule.condition, *rule.unless):
             self.collect(node, side)
+        self._changed = False
 
     def collect(self, node: p.Node, side: str) -> None:
         match node:
@@ -678,12 +685,21 @@ def semantic_diff(a: Version, b: Version, budget: Budget | None = None) -> Seman
     )
     book = AtomBook(ea, eb, ma, mb)
     cone_ids = set().union(*(_cone(pa, o) for o in changed)) | set().union(*(_cone(pb, o) for o in changed))
+    by_id_a, by_id_b = {r.id: r for r in pa.rules}, {r.id: r for r in pb.rules}
+    differing = _affected(
+        {
+            i
+            for i in cone_ids
+            if i not in by_id_a or i not in by_id_b or ma.rule(by_id_a[i]) != mb.rule(by_id_b[i])
+        },
+        [pa, pb],
+    )
     for rule in pa.rules:
         if rule.id in cone_ids:
-            book.collect_rule(rule, "a")
+            book.collect_rule(rule, "a", rule.id in differing)
     for rule in pb.rules:
         if rule.id in cone_ids:
-            book.collect_rule(rule, "b")
+            book.collect_rule(rule, "b", rule.id in differing)
     regions = _enumerate(space, values, differs, book, budget)
     built = [_region(key, cubes, space, values, book, a, b, budget) for key, cubes in regions.items()]
     built.sort(key=lambda r: (r.kind != "decision", r.transition))
@@ -724,6 +740,24 @@ def prove_diff(
     return semantic_diff(sides[0], sides[1], budget)
 
 
+def _affected(changed: set[str], programs: list[p.Program]) -> set[str]:
+    """The changed rules and every rule linked to one by `overrides` (either way, transitively):
+    a rule whose exception changed decides differently though its own text did not."""
+    links: dict[str, set[str]] = {}
+    for program in programs:
+        for rule in program.rules:
+            for target in rule.overrides:
+                links.setdefault(rule.id, set()).add(target)
+                links.setdefault(target, set()).add(rule.id)
+    found, todo = set(changed), list(changed)
+    while todo:
+        for other in links.get(todo.pop(), ()):
+            if other not in found:
+                found.add(other)
+                todo.append(other)
+    return found
+
+
 def _side(v: Version) -> SideInfo:
     return SideInfo(
         policy=v.policy.info.id,
@@ -746,14 +780,26 @@ def _joint(
 ) -> tuple[Joint, Bool]:
     """Which outputs differ in a model, how, and the formula of exactly that joint change."""
     changes: list[tuple[Output, str, str]] = []
-    exact: list[Bool] = []
     for o, (vals_a, vals_b) in values.items():
         va = next(v for v, c in vals_a.items() if z3.is_true(model.eval(c, model_completion=True)))
         vb = next(v for v, c in vals_b.items() if z3.is_true(model.eval(c, model_completion=True)))
-        exact += [vals_a[va], vals_b[vb]]
         if va != vb:
             changes.append((o, va, vb))
-    return tuple(changes), conj(exact)
+    return tuple(changes), joint_formula(tuple(changes), values)
+
+
+def joint_formula(joint: Joint, values: dict[Output, tuple[dict[str, Bool], dict[str, Bool]]]) -> Bool:
+    """The cases with exactly this joint change: these outputs go from/to these values, and every
+    other output is the same under both versions (whatever it is)."""
+    moved = {o: (va, vb) for o, va, vb in joint}
+    parts: list[Bool] = []
+    for o, (vals_a, vals_b) in values.items():
+        if o in moved:
+            va, vb = moved[o]
+            parts += [vals_a[va], vals_b[vb]]
+        else:
+            parts.append(disj([conj([ca, vals_b[v]]) for v, ca in vals_a.items() if v in vals_b]))
+    return conj(parts)
 
 
 def _enumerate(
@@ -810,16 +856,71 @@ def _generalise(
     marks = {z3.Bool(f"lit{i}"): lit for i, lit in enumerate(literals)}
     for mark, (text, positive) in marks.items():
         checker.add(z3.Implies(mark, atoms[text].true if positive else atoms[text].false))
-    if budget.check(checker, *marks) != z3.unsat:
+    # The tests of the rules that changed are the reasons; try to describe the region with
+    # them alone before bringing in the context of the rules that did not change.
+    reasons = [m for m, (text, _) in marks.items() if atoms[text].changed]
+    if reasons and budget.check(checker, *reasons) == z3.unsat:
+        literals = [marks[m] for m in reasons]
+    elif budget.check(checker, *marks) != z3.unsat:
         return None
     core = [marks[m] for m in checker.unsat_core() if m in marks]
-    keep = sorted(core, key=lambda lit: (atoms[lit[0]].level, lit[1], lit[0]))
+    keep = sorted(core, key=lambda lit: (not atoms[lit[0]].changed, atoms[lit[0]].level, lit[1], lit[0]))
+    by_literal = {v: m for m, v in marks.items()}
     for lit in list(keep):
         trial = [x for x in keep if x != lit]
-        assumptions = [m for m, v in marks.items() if v in trial]
-        if budget.check(checker, *assumptions) == z3.unsat:
+        if budget.check(checker, *[by_literal[x] for x in trial]) == z3.unsat:
             keep = trial
-    return tuple(sorted(keep))
+    candidates = literals if len(literals) <= MAX_HITTING_CANDIDATES else core
+    return tuple(sorted(_smallest(candidates, keep, by_literal, checker, atoms, budget)))
+
+
+#: Above this many literals in a model, the smallest cube is sought among the unsat core only.
+MAX_HITTING_CANDIDATES = 400
+MAX_HITTING_ROUNDS = 40
+
+
+def _smallest(
+    candidates: list[tuple[str, bool]],
+    upper: list[tuple[str, bool]],
+    marks: dict[tuple[str, bool], Bool],
+    checker: z3.Solver,
+    atoms: dict[str, Atom],
+    budget: Budget,
+) -> list[tuple[str, bool]]:
+    """The fewest literals that still imply the joint change (implicit hitting sets).
+
+    The greedy shrink gives an irredundant cube, but a fact tested by many sets (a destination
+    in ten lists) can be pinned by many combinations; the reader wants the shortest. Each
+    round picks a smallest selection that excludes every counterexample found so far, and
+    asks the solver for a case the selection admits outside the region; none: it is minimum.
+    """
+    if len(upper) <= 1:
+        return upper
+    chooser = z3.Optimize()
+    chooser.set("timeout", budget.timeout_ms)
+    select = {lit: z3.Bool(f"select{i}") for i, lit in enumerate(candidates)}
+    for flag in select.values():
+        chooser.add_soft(z3.Not(flag))
+    chooser.add(z3.PbLe([(flag, 1) for flag in select.values()], len(upper) - 1))
+    for _ in range(MAX_HITTING_ROUNDS):
+        if budget.check(chooser) != z3.sat:
+            return upper
+        model = chooser.model()
+        chosen = [lit for lit, flag in select.items() if z3.is_true(model.eval(flag, model_completion=True))]
+        if budget.check(checker, *[marks[lit] for lit in chosen]) == z3.unsat:
+            return chosen
+        outside = checker.model()
+        excluded = [
+            select[lit]
+            for lit in candidates
+            if not z3.is_true(
+                outside.eval(atoms[lit[0]].true if lit[1] else atoms[lit[0]].false, model_completion=True)
+            )
+        ]
+        if not excluded:
+            return upper
+        chooser.add(z3.Or(excluded))
+    return upper
 
 
 def _region(
@@ -833,11 +934,8 @@ def _region(
     budget: Budget,
 ) -> Region:
     atoms = book.atoms
-    exact = conj([conj([values[o][0][va], values[o][1][vb]]) for o, va, vb in joint])
-    others = [o for o in values if o not in {c[0] for c in joint}]
-    same = conj(
-        [disj([conj([ca, values[o][1].get(v, FALSE)]) for v, ca in values[o][0].items()]) for o in others]
-    )
+    exact = joint_formula(joint, values)
+    same = TRUE
     inside = disj([cube_formula(c, atoms) for c in cubes])
     witness = _minimal_witness(space, conj([inside, exact, same]), budget)
     rules_a: list[RuleRef] = []

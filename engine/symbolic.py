@@ -63,38 +63,81 @@ class Val:
 
 TRUE: Bool = z3.BoolVal(True)
 FALSE: Bool = z3.BoolVal(False)
+_TRUE_ID = TRUE.get_id()
+_FALSE_ID = FALSE.get_id()
 
 
-def _simplify_and(parts: list[Bool]) -> Bool:
-    parts = [x for x in parts if not z3.is_true(x)]
-    if any(z3.is_false(x) for x in parts):
-        return FALSE
-    return TRUE if not parts else parts[0] if len(parts) == 1 else z3.And(parts)
+def _is_true(x: Bool) -> bool:
+    return bool(x.get_id() == _TRUE_ID)  # z3 hash-conses terms: one id per constant
 
 
-def _simplify_or(parts: list[Bool]) -> Bool:
-    parts = [x for x in parts if not z3.is_false(x)]
-    if any(z3.is_true(x) for x in parts):
-        return TRUE
-    return FALSE if not parts else parts[0] if len(parts) == 1 else z3.Or(parts)
+def _is_false(x: Bool) -> bool:
+    return bool(x.get_id() == _FALSE_ID)
+
+
+def _mk(function: Any, parts: list[Bool]) -> Bool:
+    """`And`/`Or` through z3's C API: z3py's argument coercion dominates large encodings."""
+    ctx = parts[0].ctx
+    array = (z3.Ast * len(parts))()
+    for i, part in enumerate(parts):
+        array[i] = part.as_ast()
+    return z3.BoolRef(function(ctx.ref(), len(parts), array), ctx)
 
 
 def conj(parts: list[Bool]) -> Bool:
     """`And` that folds constants (small formulas for the many trivially-known parts)."""
-    return _simplify_and(parts)
+    kept = []
+    for x in parts:
+        if _is_false(x):
+            return FALSE
+        if not _is_true(x):
+            kept.append(x)
+    return TRUE if not kept else kept[0] if len(kept) == 1 else _mk(z3.Z3_mk_and, kept)
 
 
 def disj(parts: list[Bool]) -> Bool:
     """`Or` that folds constants."""
-    return _simplify_or(parts)
+    kept = []
+    for x in parts:
+        if _is_true(x):
+            return TRUE
+        if not _is_false(x):
+            kept.append(x)
+    return FALSE if not kept else kept[0] if len(kept) == 1 else _mk(z3.Z3_mk_or, kept)
 
 
 def neg(x: Bool) -> Bool:
-    if z3.is_true(x):
+    if _is_true(x):
         return FALSE
-    if z3.is_false(x):
+    if _is_false(x):
         return TRUE
-    return z3.Not(x)
+    return z3.BoolRef(z3.Z3_mk_not(x.ctx.ref(), x.as_ast()), x.ctx)
+
+
+def eq_code(term: Any, code: int) -> Bool:
+    """`term == code` for an Int term, through the C API (z3py's `==` coerces and checks)."""
+    ctx = term.ctx
+    ref = ctx.ref()
+    ast = term.as_ast()
+    number = z3.Z3_mk_int(ref, code, z3.Z3_get_sort(ref, ast))
+    return z3.BoolRef(z3.Z3_mk_eq(ref, ast, number), ctx)
+
+
+@dataclass(frozen=True)
+class ConstSet:
+    """A constant set (a literal or group): its member codes, so tests against it cost one term
+    per member rather than one per value of the universe (200 countries)."""
+
+    members: frozenset[int]
+    universe: tuple[int, ...]
+
+    def as_dict(self) -> dict[int, Bool]:
+        return {c: (TRUE if c in self.members else FALSE) for c in self.universe}
+
+
+def members(value: Any) -> dict[int, Bool]:
+    """A set value as member code -> "is a member" (constant sets expanded)."""
+    return value.as_dict() if isinstance(value, ConstSet) else value  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------
@@ -252,7 +295,7 @@ class FactSpace:
         key = (term.get_id(), code)
         cached = self._equals.get(key)
         if cached is None:
-            cached = term == code
+            cached = eq_code(term, code)
             self._equals[key] = cached
         return cached
 
@@ -550,10 +593,8 @@ class Encoder:
     def _const(self, node: p.Const) -> Val:
         kind = node.type
         if kind.is_set:
-            members = {self.space.int_code(v, kind.element) for v in node.value}  # type: ignore[union-attr]
-            return Val(
-                TRUE, {c: (TRUE if c in members else FALSE) for c in self.space.universe(kind.element)}
-            )
+            codes = frozenset(self.space.int_code(v, kind.element) for v in node.value)  # type: ignore[union-attr]
+            return Val(TRUE, ConstSet(codes, tuple(self.space.universe(kind.element))))
         return Val(TRUE, self.space.code(node.value, kind))
 
     def _key_tests(self, key: Val, key_type: p.Type, keys: list[Any]) -> dict[Any, Bool]:
@@ -619,7 +660,7 @@ class Encoder:
             return Val(known, _contains(collection.value, item.value, node.item.type))
         if node.mode == "any":
             return Val(known, _overlap(item.value, collection.value))
-        return Val(known, conj([z3.Implies(b, collection.value[c]) for c, b in item.value.items()]))
+        return Val(known, _subset(item.value, collection.value))
 
     # -- rules and precedence ---------------------------------------------------------
     def fires(self, index: int) -> Bool:
@@ -692,16 +733,28 @@ def _eq(a: Any, b: Any) -> Bool:
     return a == b
 
 
-def _contains(collection: dict[int, Bool], item: Any, item_type: p.Type) -> Bool:
+def _contains(collection: Any, item: Any, item_type: p.Type) -> Bool:
+    """`item in collection`: one equality per member of a constant set, else per universe value."""
+    if isinstance(collection, ConstSet):
+        if z3.is_bool(item):
+            return disj([item == z3.BoolVal(c == 1) for c in sorted(collection.members)])
+        return disj([eq_code(item, c) for c in sorted(collection.members)])
     if z3.is_bool(item):
         return disj([conj([item == z3.BoolVal(c == 1), b]) for c, b in collection.items()])
-    if all(z3.is_true(b) or z3.is_false(b) for b in collection.values()):
-        members = [
-            c for c, b in collection.items() if z3.is_true(b)
-        ]  # a constant set: no term per non-member
-        return disj([item == c for c in members])
-    return disj([conj([item == c, b]) for c, b in collection.items()])
+    return disj([conj([eq_code(item, c), b]) for c, b in collection.items()])
 
 
-def _overlap(items: dict[int, Bool], collection: dict[int, Bool]) -> Bool:
-    return disj([conj([b, collection[c]]) for c, b in items.items() if c in collection])
+def _overlap(items: Any, collection: Any) -> Bool:
+    """Some value is in both sets."""
+    if isinstance(collection, ConstSet) and not isinstance(items, ConstSet):
+        return disj([b for c, b in items.items() if c in collection.members])
+    if isinstance(items, ConstSet) and not isinstance(collection, ConstSet):
+        return disj([b for c, b in collection.items() if c in items.members])
+    left, right = members(items), members(collection)
+    return disj([conj([b, right[c]]) for c, b in left.items() if c in right])
+
+
+def _subset(items: Any, collection: Any) -> Bool:
+    """Every value of `items` is in `collection`."""
+    left, right = members(items), members(collection)
+    return conj([z3.Implies(b, right.get(c, FALSE)) if not _is_false(b) else TRUE for c, b in left.items()])
