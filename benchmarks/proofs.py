@@ -95,7 +95,7 @@ def measure(n_rules: int) -> dict[str, object]:
         baseline, _, _ = _run(["check", str(b)])
         diff_s, diff_rc, diff_out = _run(["diff", "--semantic", str(a), str(b), "--format", "json"])
         report = json.loads(diff_out[diff_out.index("{") :]) if diff_rc in (0, 3) else {}
-        eq_s, eq_rc, eq_out = _run(["diff", "--semantic", str(a), str(again)])
+        eq_s, _, eq_out = _run(["diff", "--semantic", str(a), str(again)])
         deep_s, deep_rc, _ = _run(["check", "--deep", str(b)])
         why_s, why_rc, why_out = _run(
             ["why-not", str(b), str(case), "--want", "license_review=not_favorable"]

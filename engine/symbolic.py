@@ -137,7 +137,7 @@ class ConstSet:
 
 def members(value: Any) -> dict[int, Bool]:
     """A set value as member code -> "is a member" (constant sets expanded)."""
-    return value.as_dict() if isinstance(value, ConstSet) else value  # type: ignore[no-any-return]
+    return value.as_dict() if isinstance(value, ConstSet) else value
 
 
 # ---------------------------------------------------------------------------
