@@ -129,13 +129,15 @@ def deepen(results: list[CheckResult], budget: Budget | None = None) -> list[Che
     out = []
     for result in results:
         program = result.program
-        if program is None or has_errors(result.diagnostics) or program.syntax is None:
+        kept = [d for d in result.diagnostics if d.code != CONFLICT_CODE]  # sampled: proved again below
+        if (
+            program is None
+            or has_errors(kept)
+            or program.syntax is None
+            or program.syntax.header.kind != "policy"
+        ):
             out.append(result)
             continue
-        if program.syntax.header.kind != "policy":
-            out.append(result)
-            continue
-        kept = [d for d in result.diagnostics if d.code != CONFLICT_CODE]
         deep = deep_check(CompiledPolicy(program), budget=budget or Budget())
         out.append(CheckResult(program, kept + deep.diagnostics, result.sources))
     return out
@@ -266,7 +268,7 @@ def _conflict(prover: _Prover, decision: str, pair: tuple[int, int], formula: Bo
         raise ProofError(f"the evaluator does not confirm the conflict of `{a.id}` and `{b.id}` on {witness}")
     va = next(o.value for o in a.outcomes if o.kind == "decide" and o.name == decision)
     vb = next(o.value for o in b.outcomes if o.kind == "decide" and o.name == decision)
-    shown = ", ".join(shown_facts(witness, prover.space.rest())) or "every fact at rest"
+    shown = ", ".join(shown_facts(witness, _reads(prover, formula))) or "every fact at rest"
     return Diagnostic.at(
         CONFLICT_CODE,
         f"rules `{a.id}` and `{b.id}` can both take effect and decide `{decision}` differently "
@@ -275,6 +277,12 @@ def _conflict(prover: _Prover, decision: str, pair: tuple[int, int], formula: Bo
         f"for example when {shown} (`{a.id}` is at {a.decl.id.span}); "
         f"make one an exception to the other with `overrides {a.id}` (or the reverse), or narrow a condition",
     )
+
+
+def _reads(prover: _Prover, formula: Bool) -> set[str]:
+    from engine.proofs import read_paths
+
+    return read_paths([formula], prover.space)
 
 
 def _default_region(prover: _Prover, decision: str) -> list[Diagnostic]:
@@ -305,7 +313,7 @@ def _default_region(prover: _Prover, decision: str) -> list[Diagnostic]:
             else (f"in {len(cubes)} parts, for example when {s.unparse(factor(cubes[:1], book.atoms))}")
         )
     witness = prover.witness(none)
-    example = ", ".join(shown_facts(witness or {}, prover.space.rest())) or "every fact at rest"
+    example = ", ".join(shown_facts(witness or {}, _reads(prover, none))) or "every fact at rest"
     version = f"{program.info.id} {program.info.version}"
     return [
         Diagnostic.at(

@@ -973,7 +973,7 @@ def _region(
         literals=literal_count(condition),
         parts=[s.unparse(factor([c], atoms)) for c in cubes],
         witness=witness or {},
-        shown=shown_facts(witness or {}, space.rest()),
+        shown=shown_facts(witness or {}, read_paths([inside], space)),
         rules_a=_unique(rules_a),
         rules_b=_unique(rules_b),
         citations=citations,
@@ -1019,20 +1019,50 @@ def _cube_case(space: FactSpace, region: Bool, budget: Budget) -> dict[str, Any]
 # Rendering the semantic report
 
 
-def shown_facts(witness: dict[str, Any], rest: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
-    """The facts of a witness that are not at rest (false, empty, absent, or the value the
-    minimal witness prefers when it does not matter), as `name = value`."""
-    out: list[str] = []
-    rest = rest or {}
-    for key, value in witness.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out += shown_facts(value, rest, name + ".")
-        elif value in (False, [], None) or rest.get(name, _NOTHING) == value:
+def shown_facts(witness: dict[str, Any], paths: set[str] | None = None) -> list[str]:
+    """The facts of a witness a condition reads (`paths`; all when None), as `name = value`.
+
+    Every read fact is shown, false and empty ones too: they are part of why the witness is in
+    the region. Facts the condition does not read are left out (they are at rest in the JSON).
+    """
+    flat = _flatten_case(witness)
+    names = sorted(paths) if paths is not None else list(flat)
+    return [
+        f"{name} = {json.dumps(flat[name], ensure_ascii=False)}" if name in flat else f"{name} is missing"
+        for name in names
+    ]
+
+
+def _flatten_case(case: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in case.items():
+        if key.startswith("$"):
             continue
+        if isinstance(value, dict):
+            out.update(_flatten_case(value, f"{prefix}{key}."))
         else:
-            out.append(f"{name} = {json.dumps(value, ensure_ascii=False)}")
+            out[prefix + key] = value
     return out
+
+
+def read_paths(formulas: list[Bool], space: FactSpace) -> set[str]:
+    """The facts a formula depends on: its free variables, named after fact paths."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo = list(formulas)
+    while todo:
+        term = todo.pop()
+        ident = term.get_id()
+        if ident in seen:
+            continue
+        seen.add(ident)
+        if z3.is_const(term) and term.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            name = term.decl().name().split("#")[0].rstrip("?")
+            if name in space.facts:
+                found.add(name)
+        else:
+            todo += term.children()
+    return found
 
 
 _NOTHING = object()
