@@ -75,14 +75,21 @@ def write_pair(folder: Path, n_rules: int) -> tuple[Path, Path, Path, list[str]]
     return paths[0], paths[1], paths[2], changed
 
 
+CPU: dict[str, float] = {}
+
+
 def _run(args: list[str]) -> tuple[float, int, str]:
-    """Wall seconds of one `policy` process, its exit status and output."""
+    """Wall seconds of one `policy` process, its exit status and output (its CPU seconds go to CPU)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "engine", *args], capture_output=True, text=True, env=env, check=False
     )
-    return time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, proc.returncode, proc.stdout + proc.stderr
 
 
 def measure(n_rules: int) -> dict[str, object]:
@@ -91,29 +98,41 @@ def measure(n_rules: int) -> dict[str, object]:
         folder = Path(tmp)
         a, b, again, _ = write_pair(folder, n_rules)
         case = folder / "case.json"
-        case.write_text(json.dumps({"item": "K00001", "destination": "CN", "quantity": 5}), encoding="utf-8")
+        first, second = generate_rules(n_rules)[:2]  # a favourable case: the exception does not apply
+        destination = sorted(set(first.dest or ()) - set(second.dest or ()))[0]
+        case.write_text(
+            json.dumps({"item": first.items[0], "destination": destination, "quantity": 5}), encoding="utf-8"
+        )
         baseline, _, _ = _run(["check", str(b)])
         diff_s, diff_rc, diff_out = _run(["diff", "--semantic", str(a), str(b), "--format", "json"])
+        diff_cpu = CPU["last"]
         report = json.loads(diff_out[diff_out.index("{") :]) if diff_rc in (0, 3) else {}
         eq_s, _, eq_out = _run(["diff", "--semantic", str(a), str(again)])
+        eq_cpu = CPU["last"]
         deep_s, deep_rc, _ = _run(["check", "--deep", str(b)])
+        deep_cpu = CPU["last"]
         why_s, why_rc, why_out = _run(
             ["why-not", str(b), str(case), "--want", "license_review=not_favorable"]
         )
+        why_cpu = CPU["last"]
         regions = report.get("regions", [])
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         return {
             "rules": n_rules,
             "baseline_check_s": baseline,
             "semantic_diff_s": diff_s,
+            "semantic_diff_cpu_s": diff_cpu,
             "semantic_diff_status": report.get("status", f"exit {diff_rc}"),
             "regions": len(regions),
             "max_literals": max((r["literals"] for r in regions), default=0),
             "equivalence_s": eq_s,
+            "equivalence_cpu_s": eq_cpu,
             "equivalent": "equivalent (proved)" in eq_out,
             "deep_check_s": deep_s,
+            "deep_check_cpu_s": deep_cpu,
             "deep_check_exit": deep_rc,
             "why_not_s": why_s,
+            "why_not_cpu_s": why_cpu,
             "why_not_exit": why_rc,
             "why_not_first_line": why_out.splitlines()[0] if why_out else "",
             "peak_mb": peak_mb,
@@ -133,12 +152,14 @@ def bundled_pair() -> dict[str, object]:
             "json",
         ]
     )
+    cpu = CPU["last"]
     report = json.loads(out[out.index("{") :]) if rc in (0, 3) else {}
     regions = report.get("regions", [])
     return {
         "pair": "ear-742.7 2020-03-09 -> 2020-10-06",
         "baseline_check_s": baseline,
         "semantic_diff_s": seconds,
+        "semantic_diff_cpu_s": cpu,
         "status": report.get("status", f"exit {rc}"),
         "regions": len(regions),
         "max_literals": max((r["literals"] for r in regions), default=0),

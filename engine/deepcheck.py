@@ -344,6 +344,47 @@ def _cover(prover: _Prover, region: Bool, book: AtomBook) -> list[tuple[tuple[st
 
 
 # ---------------------------------------------------------------------------
+# The seam for the engine's one reasoner
+
+
+class SolverReasoner:
+    """The linter's questions, answered by proof: can a condition hold, a rule fire, take effect?
+
+    Answers are True (a witness exists), False (proved impossible) or None (the solver timed
+    out: no finding), the contract of `linter.Reasoner.satisfiable`, so the reasoner module can
+    put this behind its interface and drop the sampler.
+    """
+
+    def __init__(self, policy: CompiledPolicy, at: date | None = None, budget: Budget | None = None):
+        self._prover = _Prover(policy, at, budget or Budget())
+        self._index = {r.id: i for i, r in enumerate(policy.program.rules)}
+
+    def can_hold(self, node: p.Node) -> bool | None:
+        """Some valid case makes the condition true."""
+        return self._prover.sat(self._prover.enc.truth(node)[0])
+
+    def can_fire(self, rule_id: str) -> bool | None:
+        return self._prover.sat(self._prover.enc.fires(self._index[rule_id]))
+
+    def can_take_effect(self, rule_id: str) -> bool | None:
+        return self._prover.sat(self._prover.enc.effective(self._index[rule_id]))
+
+    def can_conflict(self, first: str, second: str) -> dict[str, Any] | None:
+        """A minimal case on which both rules take effect (replayed), or None."""
+        i, j = self._index[first], self._index[second]
+        formula = conj([self._prover.enc.effective(i), self._prover.enc.effective(j)])
+        if self._prover.sat(formula) is not True:
+            return None
+        witness = self._prover.witness(formula)
+        if witness is None:
+            return None
+        resolution = self._prover.replay(witness)
+        if not (i in resolution.effective and j in resolution.effective):
+            raise ProofError(f"the evaluator does not confirm `{first}` and `{second}` on {witness}")
+        return witness
+
+
+# ---------------------------------------------------------------------------
 # why-not
 
 
@@ -588,6 +629,6 @@ def _impossible_reason(prover: _Prover, want: Want) -> str:
     return "no valid case gets this outcome"
 
 
-__all__ = ["DeepResult", "FactChange", "Want", "WhyNot", "deep_check", "why_not"]
+__all__ = ["DeepResult", "FactChange", "SolverReasoner", "Want", "WhyNot", "deep_check", "deepen", "why_not"]
 
 _ = (CONFLICT, field)

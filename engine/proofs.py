@@ -974,14 +974,20 @@ def _region(
         parts=[s.unparse(factor([c], atoms)) for c in cubes],
         witness=witness or {},
         shown=shown_facts(witness or {}, read_paths([inside], space)),
-        rules_a=_unique(rules_a),
-        rules_b=_unique(rules_b),
+        rules_a=_in_order(_unique(rules_a), a.policy.program),
+        rules_b=_in_order(_unique(rules_b), b.policy.program),
         citations=citations,
     )
 
 
 def _describe(joint: Joint) -> str:
     return ", ".join(_label(o, x, y) for o, x, y in joint) or "no change"
+
+
+def _in_order(refs: list[RuleRef], program: p.Program) -> list[RuleRef]:
+    """Rules in the order the version lists them (stable whatever order the witnesses came in)."""
+    position = {r.id: i for i, r in enumerate(program.rules)}
+    return sorted(refs, key=lambda r: position.get(r.rule, len(position)))
 
 
 def _unique(refs: list[RuleRef]) -> list[RuleRef]:

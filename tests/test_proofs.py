@@ -27,7 +27,7 @@ from benchmarks.scale import COUNTRIES, policy_text
 from engine import api
 from engine.checker import CheckResult, check_file
 from engine.cli import main
-from engine.deepcheck import DEFAULT_REGION, deep_check, deepen, why_not
+from engine.deepcheck import DEFAULT_REGION, SolverReasoner, deep_check, deepen, why_not
 from engine.errors import Severity
 from engine.proofs import (
     Budget,
@@ -407,3 +407,21 @@ def test_outputs_cover_every_declared_outcome() -> None:
     outs = all_outputs([program])
     assert Output("decision", "license_review") in outs
     assert len(outs) == 1 + len(program.obligations) + len(program.recommendations)
+
+
+def test_solver_reasoner_answers_the_linters_questions() -> None:
+    never = check_file(ROOT / "fixtures" / "proofs" / "never-fires.policy").program
+    shadow = check_file(ROOT / "fixtures" / "proofs" / "shadowed.policy").program
+    conflict = check_file(ROOT / "fixtures" / "proofs" / "conflict.policy").program
+    assert never is not None and shadow is not None and conflict is not None
+    reasoner = SolverReasoner(CompiledPolicy(never))
+    assert reasoner.can_fire("planted-contradiction") is False
+    assert reasoner.can_fire("cc-favorable") is True
+    rule = next(r for r in never.rules if r.id == "planted-contradiction")
+    assert reasoner.can_hold(rule.condition) is False
+    shadowed = SolverReasoner(CompiledPolicy(shadow))
+    assert shadowed.can_fire("planted-shadowed") is True
+    assert shadowed.can_take_effect("planted-shadowed") is False
+    witness = SolverReasoner(CompiledPolicy(conflict)).can_conflict("cc-hr-abuse-risk", "planted-conflict")
+    assert witness is not None and witness["hr_abuse_risk"] is True
+    assert SolverReasoner(CompiledPolicy(conflict)).can_conflict("cc-favorable", "cc-hr-abuse-risk") is None
