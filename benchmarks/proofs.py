@@ -6,8 +6,8 @@ Uses the generator of `benchmarks/scale.py` (groups of five rules about one item
 derives a second version with five changes (`changed_pair`): a narrowed exception, a moved
 quantity threshold, a removed rule, an added exception and a changed decision value. Each
 measurement is the wall time of a `policy` process (start-up included, as a reviewer runs
-it), next to the baseline of the same run: `policy check` of the same file (start, parse,
-check, compile). Peak memory is the largest resident set of the measured processes.
+it), next to the baseline of the same run: `policy schema` of the same file (start, parse,
+check, compile: what any command pays before it starts). Peak memory is the largest resident set of the measured processes.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def measure(n_rules: int) -> dict[str, object]:
         case.write_text(
             json.dumps({"item": first.items[0], "destination": destination, "quantity": 5}), encoding="utf-8"
         )
-        baseline, _, _ = _run(["check", str(b)])
+        baseline, _, _ = _run(["schema", str(b)])  # start, parse, check, compile: the floor
         diff_s, diff_rc, diff_out = _run(["diff", "--semantic", str(a), str(b), "--format", "json"])
         diff_cpu = CPU["last"]
         report = json.loads(diff_out[diff_out.index("{") :]) if diff_rc in (0, 3) else {}
@@ -141,7 +141,7 @@ def measure(n_rules: int) -> dict[str, object]:
 
 def bundled_pair() -> dict[str, object]:
     """The 742.7 pair of the repository (2020-03-09 vs 2020-10-06)."""
-    baseline, _, _ = _run(["check", str(ROOT / "policies" / "ear-742.7" / "2020-10-06.policy")])
+    baseline, _, _ = _run(["schema", str(ROOT / "policies" / "ear-742.7" / "2020-10-06.policy")])
     seconds, rc, out = _run(
         [
             "diff",
@@ -153,6 +153,21 @@ def bundled_pair() -> dict[str, object]:
         ]
     )
     cpu = CPU["last"]
+    case = ROOT / "fixtures" / "cases" / "fingerprint-computers-kenya-police.json"
+    why_s, why_rc, _ = _run(
+        [
+            "why-not",
+            str(ROOT / "policies" / "ear-742.7"),
+            str(case),
+            "--at",
+            "2020-10-06",
+            "--want",
+            "+human-rights review",
+        ]
+    )
+    why_cpu = CPU["last"]
+    deep_s, deep_rc, _ = _run(["check", "--deep", str(ROOT / "policies")])
+    deep_cpu = CPU["last"]
     report = json.loads(out[out.index("{") :]) if rc in (0, 3) else {}
     regions = report.get("regions", [])
     return {
@@ -163,6 +178,12 @@ def bundled_pair() -> dict[str, object]:
         "status": report.get("status", f"exit {rc}"),
         "regions": len(regions),
         "max_literals": max((r["literals"] for r in regions), default=0),
+        "why_not_s": why_s,
+        "why_not_cpu_s": why_cpu,
+        "why_not_exit": why_rc,
+        "deep_check_pack_s": deep_s,
+        "deep_check_pack_cpu_s": deep_cpu,
+        "deep_check_pack_exit": deep_rc,
     }
 
 
@@ -181,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {key:24} {shown}")
         base = row["baseline_check_s"]
         assert isinstance(base, float)
-        for key in ("semantic_diff_s", "equivalence_s", "deep_check_s", "why_not_s"):
+        for key in ("semantic_diff_s", "equivalence_s", "deep_check_s", "why_not_s", "deep_check_pack_s"):
             value = row.get(key)
             if isinstance(value, float):
                 print(f"  {key + ' / baseline':24} {value / base:.2f}x")

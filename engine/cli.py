@@ -74,11 +74,12 @@ def parse_command(file: str, fmt: str) -> None:
 )
 def check_command(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
     """Parse and check policy files and folders; report every problem (exit 1 if any error, 3 if --deep is incomplete)."""
-    results = api.check(paths)
-    if deep:  # the solver-backed checks live in engine.deepcheck (z3 is imported only then)
-        from engine.deepcheck import deepen
+    if deep:  # the solver-backed checks replace the sampled conflict search (z3 is imported only then)
+        from engine.deepcheck import check_deep
 
-        results = deepen(results)
+        results = check_deep(paths)
+    else:
+        results = api.check(paths)
     diagnostics: list[Diagnostic] = sorted(
         {d for r in results for d in r.diagnostics}, key=Diagnostic.sort_key
     )

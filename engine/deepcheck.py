@@ -16,8 +16,11 @@ the one reasoner of the engine to plug in behind its interface.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 
 import z3
@@ -25,7 +28,7 @@ import z3
 from engine import program as p
 from engine import syntax as s
 from engine.api import Policy
-from engine.checker import CheckResult
+from engine.checker import CheckResult, check_file
 from engine.errors import CaseError, Diagnostic, Severity, Span, has_errors
 from engine.proofs import (
     AtomBook,
@@ -48,8 +51,10 @@ CONFLICT_CODE = "conflict"
 DEFAULT_REGION = "decision-default-region"
 INCOMPLETE = "proof-incomplete"
 
-#: How many default-region parts are written out per decision.
+#: How many default-region parts are written out per decision, and for how long they are sought.
 MAX_DEFAULT_PARTS = 12
+DEFAULT_REGION_SECONDS = 2.0
+MAX_SHORTEST_ATOMS = 200  # above: irredundant parts, not the shortest (a note is not worth seconds)
 
 
 @dataclass
@@ -72,15 +77,28 @@ class _Prover:
         self.space = FactSpace([self.program])
         self.enc = Encoder(self.program, self.at, self.space)
         self.vocabulary = self.space.constraints()
+        self._shared: z3.Solver | None = None
 
     def solver(self, *formulas: Bool) -> z3.Solver:
         solver = self.budget.solver()
         solver.add(self.vocabulary, *formulas)
         return solver
 
+    @property
+    def shared(self) -> z3.Solver:
+        """One incremental solver holding the vocabulary: queries are assumptions, so what it
+        learns about the policy carries over from one question to the next."""
+        if self._shared is None:
+            self._shared = self.solver()
+        return self._shared
+
     def sat(self, *formulas: Bool) -> bool | None:
-        result = self.budget.check(self.solver(*formulas))
+        result = self.budget.check(self.shared, conj(list(formulas)))
         return None if result == z3.unknown else result == z3.sat
+
+    def model_case(self) -> dict[str, Any]:
+        """The case of the shared solver's last model."""
+        return self.space.case(self.shared.model())
 
     def witness(self, *formulas: Bool) -> dict[str, Any] | None:
         """A minimal case (fewest facts set) satisfying the formulas."""
@@ -106,8 +124,9 @@ def deep_check(policy: CompiledPolicy, at: date | None = None, budget: Budget | 
     budget = budget or Budget()
     prover = _Prover(policy, at, budget)
     found: list[Diagnostic] = []
+    fires, effective = _witnessed(prover)
     for index, rule in enumerate(prover.program.rules):
-        found += _reachability(prover, index, rule)
+        found += _reachability(prover, index, rule, index in fires, index in effective)
     for name in prover.program.decisions:
         found += _conflicts(prover, name)
         found += _default_region(prover, name)
@@ -122,6 +141,13 @@ def deep_check(policy: CompiledPolicy, at: date | None = None, budget: Budget | 
             )
         )
     return DeepResult(found, list(dict.fromkeys(budget.hit)), budget.queries)
+
+
+def check_deep(paths: Iterable[str | Path], budget: Budget | None = None) -> list[CheckResult]:
+    """`policy check --deep`: `api.check` with the complete proofs instead of the sampled conflict search."""
+    from engine.api import policy_files
+
+    return deepen([check_file(file) for file in policy_files(paths)], budget)
 
 
 def deepen(results: list[CheckResult], budget: Budget | None = None) -> list[CheckResult]:
@@ -149,9 +175,51 @@ def _header_span(program: p.Program) -> Span:
     return Span(program.info.path, 1, 1, 1, 1)
 
 
-def _reachability(prover: _Prover, index: int, rule: p.RuleInfo) -> list[Diagnostic]:
+def _witnessed(prover: _Prover) -> tuple[set[int], set[int]]:
+    """Rules shown to fire and to take effect by some case, many per query.
+
+    Each model the solver gives is decided by the evaluator, and every rule that fires (or takes
+    effect) on it is settled at once: with a thousand rules, a few hundred queries, not thousands.
+    The evaluator's answer is the witness, so nothing here trusts the solver.
+    """
+    enc, policy = prover.enc, prover.policy
+    count = len(prover.program.rules)
+    fired: set[int] = set()
+    effective: set[int] = set()
+    for wanted, target, formula in (("fires", fired, enc.fires), ("effective", effective, enc.effective)):
+        open_ = [i for i in range(count) if i not in target and (wanted == "fires" or i in fired)]
+        while open_:
+            if prover.budget.check(prover.shared, disj([formula(i) for i in open_[:64]])) != z3.sat:
+                if len(open_) <= 64:
+                    break
+                open_ = open_[64:]  # none of these 64 can: each is settled one by one below
+                continue
+            resolution = prover.replay(prover.model_case())
+            keys = {k for k in resolution_fired(policy, prover, resolution)}
+            got = keys if wanted == "fires" else set(resolution.effective)
+            fired |= keys
+            effective |= set(resolution.effective)  # the same witness settles both questions
+            if not got & set(open_[:64]):
+                raise ProofError(
+                    f"the evaluator does not confirm a rule that {wanted} on {prover.model_case()}"
+                )
+            target |= got
+            open_ = [i for i in open_ if i not in target]
+    return fired, effective
+
+
+def resolution_fired(policy: CompiledPolicy, prover: _Prover, resolution: Any) -> set[int]:
+    """Rules that fired on the last model's case (effective or overridden)."""
+    return set(resolution.effective) | set(resolution.overridden_by)
+
+
+def _reachability(
+    prover: _Prover, index: int, rule: p.RuleInfo, seen_firing: bool, seen_effective: bool
+) -> list[Diagnostic]:
     enc = prover.enc
-    fires = prover.sat(enc.fires(index))
+    if seen_effective:
+        return []
+    fires = True if seen_firing else prover.sat(enc.fires(index))
     if fires is None:
         return []
     if not fires:
@@ -229,30 +297,54 @@ def _shrink(prover: _Prover, solver: z3.Solver, marks: dict[Any, str], core: lis
 
 
 def _conflicts(prover: _Prover, decision: str) -> list[Diagnostic]:
-    """Every pair of rules that can both take effect and decide `decision` differently."""
+    """Every pair of rules that can both take effect and decide `decision` differently.
+
+    One query asks for any conflict on the decision (two values each claimed by an effective
+    rule: a formula over the values, not over the pairs); the evaluator names the pair on the
+    model's case, the pair is excluded and the question repeats until none is left.
+    """
     enc = prover.enc
     claims = enc.claims(decision)
     values = list(claims)
-    deciding = [(i, v) for v in values for i in claims[v]]
-    pair_formulas: dict[tuple[int, int], Bool] = {}
-    for k, (i, vi) in enumerate(deciding):
-        for j, vj in deciding[k + 1 :]:
-            if vi != vj:
-                a, b = min(i, j), max(i, j)
-                pair_formulas[(a, b)] = conj([enc.effective(a), enc.effective(b)])
-    if not pair_formulas:
+    if len(values) < 2:
         return []
-    finder = prover.solver(disj(list(pair_formulas.values())))
+    has = {v: disj([enc.effective(i) for i in claims[v]]) for v in values}
+    conflict = disj([conj([has[a], has[b]]) for k, a in enumerate(values) for b in values[k + 1 :]])
+    deciding = {i: v for v, rules in claims.items() for i in rules}
     found: list[Diagnostic] = []
-    while prover.budget.check(finder) == z3.sat:
-        model = finder.model()
-        hits = [pair for pair, f in pair_formulas.items() if z3.is_true(model.eval(f, model_completion=True))]
-        for pair in hits:
-            found.append(_conflict(prover, decision, pair, pair_formulas[pair]))
-            finder.add(neg(pair_formulas[pair]))
-        if len(found) > prover.budget.max_regions:
-            prover.budget.hit.append(f"more than {prover.budget.max_regions} conflicts on `{decision}`")
-            break
+    reported: set[tuple[int, int]] = set()
+    if prover.budget.check(prover.shared, conflict) != z3.sat:
+        return found
+    for i in sorted(deciding):  # per rule: any rule it can conflict with that is not reported yet?
+        while True:
+            others = [
+                enc.effective(j)
+                for j in deciding
+                if deciding[j] != deciding[i] and (min(i, j), max(i, j)) not in reported
+            ]
+            if (
+                not others
+                or prover.budget.check(prover.shared, conj([enc.effective(i), disj(others)])) != z3.sat
+            ):
+                break
+            resolution = prover.replay(prover.model_case())
+            active = sorted(k for k in resolution.effective if k in deciding)
+            pairs = [
+                (a, b) for n, a in enumerate(active) for b in active[n + 1 :] if deciding[a] != deciding[b]
+            ]
+            new = [pair for pair in pairs if pair not in reported]
+            if not new:
+                raise ProofError(
+                    f"the evaluator shows no new conflict on `{decision}` for {prover.model_case()}"
+                )
+            for pair in new:
+                reported.add(pair)
+                found.append(
+                    _conflict(prover, decision, pair, conj([enc.effective(pair[0]), enc.effective(pair[1])]))
+                )
+            if len(found) > prover.budget.max_regions:
+                prover.budget.hit.append(f"more than {prover.budget.max_regions} conflicts on `{decision}`")
+                return found
     return found
 
 
@@ -304,7 +396,7 @@ def _default_region(prover: _Prover, decision: str) -> list[Diagnostic]:
     if not deciding:
         where = "always: no rule decides it"
     elif cubes is None:
-        where = f"on some cases (more than {MAX_DEFAULT_PARTS} parts: too many to write out)"
+        where = f"on some cases (more than {MAX_DEFAULT_PARTS} parts, or too many to write out in {DEFAULT_REGION_SECONDS:g} s)"
     else:
         condition = factor(cubes, book.atoms)
         where = (
@@ -332,8 +424,19 @@ def _cover(prover: _Prover, region: Bool, book: AtomBook) -> list[tuple[tuple[st
 
     finder = prover.solver(region)
     cubes: list[tuple[tuple[str, bool], ...]] = []
+    started = time.perf_counter()
     while len(cubes) < MAX_DEFAULT_PARTS and prover.budget.check(finder) == z3.sat:
-        cube = _generalise(finder.model(), region, book.atoms, prover.space, prover.vocabulary, prover.budget)
+        if time.perf_counter() - started > DEFAULT_REGION_SECONDS:
+            return None  # a note, not a proof obligation: large policies get the example only
+        cube = _generalise(
+            finder.model(),
+            region,
+            book.atoms,
+            prover.space,
+            prover.vocabulary,
+            prover.budget,
+            shortest=len(book.atoms) <= MAX_SHORTEST_ATOMS,
+        )
         if cube is None:
             return None
         cubes.append(cube)

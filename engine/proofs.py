@@ -843,8 +843,10 @@ def _generalise(
     space: FactSpace,
     vocabulary: Bool,
     budget: Budget,
+    shortest: bool = True,
 ) -> Cube | None:
-    """The model's literals, shrunk to a prime cube that still implies the same joint change."""
+    """The model's literals, shrunk to a prime cube that still implies the same joint change
+    (with `shortest`, the fewest literals; otherwise an irredundant cube, cheaper to find)."""
     literals: list[tuple[str, bool]] = []
     for text, atom in atoms.items():
         if z3.is_true(model.eval(atom.true, model_completion=True)):
@@ -870,12 +872,14 @@ def _generalise(
         trial = [x for x in keep if x != lit]
         if budget.check(checker, *[by_literal[x] for x in trial]) == z3.unsat:
             keep = trial
+    if not shortest:
+        return tuple(sorted(keep))
     candidates = literals if len(literals) <= MAX_HITTING_CANDIDATES else core
     return tuple(sorted(_smallest(candidates, keep, by_literal, checker, atoms, budget)))
 
 
 #: Above this many literals in a model, the smallest cube is sought among the unsat core only.
-MAX_HITTING_CANDIDATES = 400
+MAX_HITTING_CANDIDATES = 150
 MAX_HITTING_ROUNDS = 40
 
 

@@ -425,3 +425,25 @@ def test_solver_reasoner_answers_the_linters_questions() -> None:
     witness = SolverReasoner(CompiledPolicy(conflict)).can_conflict("cc-hr-abuse-risk", "planted-conflict")
     assert witness is not None and witness["hr_abuse_risk"] is True
     assert SolverReasoner(CompiledPolicy(conflict)).can_conflict("cc-favorable", "cc-hr-abuse-risk") is None
+
+
+def test_analysis_page_shows_real_output(in_root: Path) -> None:
+    """Every output line pasted in docs/analysis.md is still what the command prints, in order."""
+    from tests.test_diff import console_blocks
+
+    text = (ROOT / "docs" / "analysis.md").read_text(encoding="utf-8")
+    blocks = console_blocks(text)
+    assert len(blocks) >= 2
+    for command, lines in blocks:
+        result = CliRunner().invoke(main, command.split()[1:] if '"' not in command else _split(command)[1:])
+        printed = iter(line.rstrip() for line in result.output.splitlines())
+        for line in lines:
+            if line.startswith("[..."):
+                continue
+            assert any(out == line.rstrip() for out in printed), f"{command!r} no longer prints {line!r}"
+
+
+def _split(command: str) -> list[str]:
+    import shlex
+
+    return shlex.split(command)
