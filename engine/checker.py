@@ -18,9 +18,11 @@ from typing import Any
 from engine import program as p
 from engine import syntax as s
 from engine.errors import Diagnostic, Severity, Span, did_you_mean, has_errors
-from engine.parser import parse
+from engine.loader import Loader, SourceUnit, table_path
+from engine.numbers import ROUNDING_MODES
 
 STATUSES = ("draft", "proposed", "in-force")
+FUNCTIONS = ("min", "max")
 REQUIRED_POLICY_FIELDS = ("title", "version", "effective", "status", "source")
 
 
@@ -37,16 +39,19 @@ class CheckResult:
         return not has_errors(self.diagnostics)
 
 
-def check_file(path: str | Path) -> CheckResult:
+def check_file(path: str | Path, loader: Loader | None = None) -> CheckResult:
     """Parse and check one file with the vocabularies it uses."""
-    return _Checker().run(Path(path))
+    return check_unit((loader or Loader()).gather(Path(path)))
 
 
 def check_text(text: str, path: str = "<string>") -> CheckResult:
     """Check source text that is not on disk (tests, editors); `use` paths resolve from the cwd."""
-    checker = _Checker()
-    checker.preloaded[str(Path(path))] = text
-    return checker.run(Path(path))
+    return check_unit(Loader().gather(Path(path), preloaded={str(Path(path)): text}))
+
+
+def check_unit(unit: SourceUnit) -> CheckResult:
+    """Check what the loading stage gathered: the checker itself reads no file."""
+    return _Checker(unit).run()
 
 
 # ---------------------------------------------------------------------------
@@ -69,10 +74,10 @@ class _Declared:
 
 
 class _Checker:
-    def __init__(self) -> None:
-        self.diagnostics: list[Diagnostic] = []
-        self.sources: dict[str, str] = {}
-        self.preloaded: dict[str, str] = {}
+    def __init__(self, unit: SourceUnit) -> None:
+        self.unit = unit
+        self.diagnostics: list[Diagnostic] = list(unit.diagnostics)
+        self.sources: dict[str, str] = dict(unit.sources)
         self.declared = _Declared()
         self.program: p.Program | None = None
         self._resolving: list[str] = []
@@ -80,12 +85,13 @@ class _Checker:
         self._define_order: list[str] = []
 
     # -- entry ----------------------------------------------------------
-    def run(self, path: Path) -> CheckResult:
-        root = self._load(path, None)
+    def run(self) -> CheckResult:
+        root, path = self.unit.root, self.unit.path
         if root is None:
             return CheckResult(None, self._sorted(), self.sources)
         info = self._check_header(root.header, path)
-        self._gather(root, path, [str(path)], set())
+        for item, declared_in in self.unit.items:
+            self._declare(item, declared_in)
         self.program = p.Program(info=info, sources=self.sources, syntax=root)
         self._check_declarations()
         self._check_rules()
@@ -109,62 +115,6 @@ class _Checker:
 
     def _warn(self, code: str, message: str, span: Span, help: str | None = None) -> None:
         self.diagnostics.append(Diagnostic.at(code, message, span, help, Severity.WARNING))
-
-    # -- files ----------------------------------------------------------
-    def _load(self, path: Path, used_at: Span | None) -> s.SourceFile | None:
-        key = str(path)
-        text = self.preloaded.get(key)
-        if text is None:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                span = used_at or Span(key, 0, 0, 0, 0)
-                self._error(
-                    "file-not-found",
-                    f"cannot read `{path}`: {exc.strerror}",
-                    span,
-                    "check the path; `use` paths are relative to the file that uses them",
-                )
-                return None
-        self.sources[key] = text
-        result = parse(text, key)
-        self.diagnostics.extend(result.diagnostics)
-        return result.tree
-
-    def _gather(self, tree: s.SourceFile, path: Path, chain: list[str], seen: set[str]) -> None:
-        """Collect declarations from a file and, depth first, the vocabularies it uses."""
-        seen.add(str(path))
-        for item in tree.items:
-            if isinstance(item, s.Use):
-                self._follow_use(item, path, chain, seen)
-            else:
-                self._declare(item, path)
-
-    def _follow_use(self, use: s.Use, path: Path, chain: list[str], seen: set[str]) -> None:
-        target = (path.parent / use.path).resolve() if not Path(use.path).is_absolute() else Path(use.path)
-        target = Path(_relative(target))
-        if str(target) in chain:
-            self._error(
-                "cyclic-use",
-                f"`{use.path}` is already being used further up: " + " -> ".join([*chain, str(target)]),
-                use.span,
-                "remove one of the `use` lines",
-            )
-            return
-        if str(target) in seen:
-            return  # a vocabulary reached twice (a diamond) is read once
-        tree = self._load(target, use.span)
-        if tree is None:
-            return
-        if tree.header.kind != "vocabulary":
-            self._error(
-                "use-not-vocabulary",
-                f"`{use.path}` is a policy, not a vocabulary",
-                use.span,
-                'move the shared declarations into a file that starts with `vocabulary "ID"`',
-            )
-            return
-        self._gather(tree, target, [*chain, str(target)], seen)
 
     # -- header ---------------------------------------------------------
     def _check_header(self, header: s.Header, path: Path) -> p.PolicyInfo:
@@ -281,13 +231,13 @@ class _Checker:
                 continue
             fact_type = self._type(fact.type)
             if fact_type is not None:
-                prog.facts[path] = p.FactInfo(
-                    path, fact_type, fact.type.optional, fact.description, fact.span
-                )
+                default = self._fact_default(fact, fact_type)
+                optional = fact.type.optional or fact.default is not None
+                prog.facts[path] = p.FactInfo(path, fact_type, optional, fact.description, fact.span, default)
         for name, group in d.groups.items():
             prog.groups[name] = p.GroupInfo(name, group.description, group.values.items, group.span)
-        for name, (table, table_path) in d.tables.items():
-            self._check_table(name, table, table_path)
+        for name, (table, declared_in) in d.tables.items():
+            self._check_table(name, table, declared_in)
         for name in d.defines:
             self._derived(name)
         prog.derived = dict(sorted(prog.derived.items(), key=lambda kv: self._define_order.index(kv[0])))
@@ -295,6 +245,22 @@ class _Checker:
             self._check_decision(decision)
         prog.obligations = {n: o.description for n, o in d.obligations.items()}
         prog.recommendations = {n: (r.description, r.citations) for n, r in d.recommendations.items()}
+
+    def _fact_default(self, fact: s.FactDecl, fact_type: p.Type) -> p.Value | None:
+        """The declared default of a fact, checked against its type (a constant, like a decision's)."""
+        if fact.default is None:
+            return None
+        node = self._resolve(fact.default, fact_type)
+        if node is None:
+            return None
+        if not isinstance(node, p.Const) or not _same(node.type, fact_type):
+            self._mismatch(
+                fact.default,
+                f"the default of `{fact.dotted}` is {s.unparse(fact.default)}, not a {fact_type} constant",
+                f"write a {fact_type} value, e.g. " + _example_value(fact_type, self.declared.enums),
+            )
+            return None
+        return node.value
 
     def _enum_values(self, enum: s.EnumDecl) -> tuple[str, ...]:
         values: list[str] = []
@@ -310,8 +276,14 @@ class _Checker:
                 values.append(value.name)
         return tuple(values)
 
-    def _type(self, type_expr: s.TypeExpr) -> p.Type | None:
-        """Resolve a written type; unknown names are reported with a suggestion."""
+    def _type(self, type_expr: s.TypeExpr, computed: bool = False) -> p.Type | None:
+        """Resolve a written type; unknown names are reported with a suggestion.
+
+        A scale (`number scale 2 rounding half_up`) is for `computed` numbers only: derived
+        facts and decisions. Facts and tables hold the numbers the case or the data give.
+        """
+        if type_expr.scale is not None and not self._scale_ok(type_expr, computed):
+            return None
         if type_expr.name in p.SCALARS:
             return p.Type(type_expr.name, None, type_expr.is_set)
         if type_expr.name in self.declared.enums:
@@ -325,6 +297,51 @@ class _Checker:
             or "a type is boolean, number, string, date, an enumeration, or `set of` one of those",
         )
         return None
+
+    def _scale_ok(self, type_expr: s.TypeExpr, computed: bool) -> bool:
+        if type_expr.name != "number" or type_expr.is_set:
+            self._error(
+                "type-mismatch",
+                f"only a number has a scale, and this is a {'set of ' if type_expr.is_set else ''}"
+                f"{type_expr.name}",
+                type_expr.span,
+                "drop `scale ... rounding ...`",
+            )
+            return False
+        if not computed:
+            self._error(
+                "type-mismatch",
+                "a scale rounds computed numbers: derived facts and decisions",
+                type_expr.span,
+                "drop `scale ... rounding ...` here; facts and tables keep the digits they are given",
+            )
+            return False
+        rounding = type_expr.rounding
+        if rounding is not None and rounding.name not in ROUNDING_MODES:
+            self._error(
+                "unknown-value",
+                f"`{rounding.name}` is not a rounding rule",
+                rounding.span,
+                did_you_mean(rounding.name, ROUNDING_MODES)
+                or f"the rounding rules are {_list(ROUNDING_MODES)}",
+            )
+            return False
+        return True
+
+    def _stored(self, node: p.Node, type_expr: s.TypeExpr | None, what: str, where: s.Expr) -> p.Node | None:
+        """A computed value as it is stored: rounded to its declared scale, or exact without `/`."""
+        if type_expr is not None and type_expr.scale is not None and type_expr.rounding is not None:
+            return p.RoundNode(node, type_expr.scale, type_expr.rounding.name, p.NUMBER, node.source)
+        if p.exact_quotient(node):
+            self._error(
+                "unrounded-division",
+                f"{what} divides, and a quotient can have more digits than any decimal holds",
+                where.span,
+                "declare the digits it keeps and how it is rounded: `number scale 2 rounding half_up` "
+                "(or compare the quotient in a condition, where it is exact)",
+            )
+            return None
+        return node
 
     def _check_decision(self, decision: s.DecisionDecl) -> None:
         assert self.program is not None
@@ -372,7 +389,7 @@ class _Checker:
         if key_type.is_set:
             self._error("type-mismatch", "a table key cannot be a set", table.key_type.span)
             return
-        data_path = Path(_relative((path.parent / table.source).resolve()))
+        data_path = table_path(table, path)
         entries = self._table_entries(table, data_path, key_type, value_type)
         if entries is not None:
             self.program.tables[name] = p.TableInfo(
@@ -390,16 +407,12 @@ class _Checker:
                 'table files hold {"entries": [{"key": ..., "value": ..., "effective": ..., "ends": ...}]}',
             )
 
-        try:
-            text = data_path.read_text(encoding="utf-8")
-            raw = json.loads(text)
-        except OSError as exc:
-            bad("the file", f"cannot be read ({exc.strerror})")
+        data = self.unit.tables[str(data_path)]
+        if data.problem is not None:
+            bad(*data.problem)
             return None
-        except json.JSONDecodeError as exc:
-            bad(f"line {exc.lineno} column {exc.colno}", f"not valid JSON ({exc.msg})")
-            return None
-        self.sources[str(data_path)] = text
+        raw = data.raw
+        self.sources[str(data_path)] = data.text
         if not isinstance(raw, dict) or not isinstance(raw.get("entries"), list):
             bad("the top level", "expected an object with an `entries` list")
             return None
@@ -466,13 +479,16 @@ class _Checker:
             )
             return None
         self._resolving.append(name)
-        expected = self._type(define.type) if define.type else None
+        expected = self._type(define.type, computed=True) if define.type else None
         node = self._resolve(define.expr, expected)
         self._resolving.pop()
         if node is None:
             return None
         if expected is not None and not _same(node.type, expected):
             self._mismatch(define.expr, f"`{name}` is declared `{expected}` but computes `{node.type}`")
+            return None
+        node = self._stored(node, define.type, f"`{name}`", define.expr)
+        if node is None:
             return None
         info = p.DerivedInfo(name, node.type, define.description, node, define.span)
         self.program.derived[name] = info
@@ -632,7 +648,7 @@ class _Checker:
             return p.Const(name, enum_type, ref)
         if name in prog.facts:
             fact = prog.facts[name]
-            return p.FactRead(name, fact.type, fact.optional, ref)
+            return p.FactRead(name, fact.type, fact.nullable, ref)
         if name in self.declared.facts:
             return None  # its declaration had an error, already reported
         if name in self.declared.defines:
@@ -676,6 +692,9 @@ class _Checker:
             return
         owners = [e for e, values in self.program.enums.items() if name in values]
         help_text = did_you_mean(name, [*self.program.facts, *self.declared.defines])
+        parts = name.split("-")
+        if len(parts) > 1 and all(q in self.program.facts or q in self.declared.defines for q in parts):
+            help_text = f"names may hold hyphens; to subtract, put spaces around `-`: `{' - '.join(parts)}`"
         if owners and help_text is None:
             help_text = f"`{name}` is a value of `{owners[0]}`; compare a fact with it, e.g. `FACT = {name}`"
         self._error(
@@ -857,6 +876,43 @@ class _Checker:
         )
         return None if item is None else p.IncludesNode(collection, item, expr.mode, p.BOOLEAN, expr)
 
+    def _resolve_arith(self, expr: s.Arith, expected: p.Type | None) -> p.Node | None:
+        left = self._number(expr.left, f"`{expr.op}`")
+        right = self._number(expr.right, f"`{expr.op}`")
+        if left is None or right is None:
+            return None
+        return p.ArithNode(expr.op, left, right, p.NUMBER, expr)
+
+    def _resolve_call(self, expr: s.Call, expected: p.Type | None) -> p.Node | None:
+        name = expr.function.name
+        if name not in FUNCTIONS:
+            self._error(
+                "unknown-function",
+                f"unknown function `{name}`",
+                expr.function.span,
+                did_you_mean(name, FUNCTIONS) or f"the functions are {_list(FUNCTIONS)}",
+            )
+            return None
+        if len(expr.args) < 2:
+            self._mismatch(expr, f"`{name}` needs at least two numbers", f"write `{name}(a, b)`")
+            return None
+        args = [self._number(a, f"`{name}`") for a in expr.args]
+        if None in args:
+            return None
+        return p.CallNode(name, tuple(a for a in args if a is not None), p.NUMBER, expr)
+
+    def _number(self, expr: s.Expr, operator: str) -> p.Node | None:
+        """An operand of arithmetic: it must be a number."""
+        node = self._resolve(expr, p.NUMBER)
+        if node is not None and not _same(node.type, p.NUMBER):
+            self._mismatch(
+                expr,
+                f"{operator} needs numbers, and `{s.unparse(expr)}` is a {node.type}",
+                "arithmetic, `min` and `max` work on numbers only",
+            )
+            return None
+        return node
+
     def _resolve_presence(self, expr: s.Presence, expected: p.Type | None) -> p.Node | None:
         assert self.program is not None
         fact = self.program.facts.get(expr.ref.dotted)
@@ -876,6 +932,13 @@ class _Checker:
                 f"`{fact.path}` is required, so it is always present",
                 expr.span,
                 "mark the fact `optional`, or drop the test",
+            )
+        elif fact.default is not None:
+            self._warn(
+                "presence-of-required",
+                f"`{fact.path}` has a default, so it is always present",
+                expr.span,
+                "drop the test, or drop the default to tell a missing value apart",
             )
         return p.PresenceNode(fact.path, expr.present, p.BOOLEAN, expr)
 
@@ -906,6 +969,16 @@ def _literal_type(value: Any) -> p.Type:
     return p.STRING
 
 
+def _example_value(type_: p.Type, enums: dict[str, s.EnumDecl]) -> str:
+    """A constant of a type, as an author would write it (for help texts)."""
+    if type_.is_set:
+        return "`<>` (the empty set)"
+    if type_.base == "enum":
+        decl = enums.get(type_.enum or "")
+        return f"`{decl.values[0].name}`" if decl is not None and decl.values else "an enumeration value"
+    return {"boolean": "`false`", "number": "`0`", "string": '`""`', "date": "`2020-01-01`"}[type_.base]
+
+
 def _list(values: Iterable[str]) -> str:
     shown = [f"`{v}`" for v in values]
     return ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else "")
@@ -926,14 +999,6 @@ def _data_date(raw: Any) -> date | None:
         return date.fromisoformat(str(raw))
     except ValueError as exc:
         raise ValueError(f"`{raw}` is not a date (YYYY-MM-DD)") from exc
-
-
-def _relative(path: Path) -> str:
-    """Show paths relative to the working directory when they are under it, as authors typed them."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def convert_scalar(raw: Any, type_: p.Type, enums: dict[str, tuple[str, ...]]) -> p.Value:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine import numbers
 from engine import program as p
+from engine.cases import records
 
 EMPTY: frozenset[Any] = frozenset()
 
@@ -62,6 +64,13 @@ def _get3(table: dict[Any, Any], key: Any, default: Any) -> Any:
 
 
 _RUNTIME: dict[str, Any] = {
+    "_add": numbers.add,
+    "_sub": numbers.subtract,
+    "_mul": numbers.multiply,
+    "_div": numbers.divide,
+    "_min": numbers.smallest,
+    "_max": numbers.largest,
+    "_round": numbers.round_to,
     "_and3": _and3,
     "_or3": _or3,
     "_not3": _not3,
@@ -75,6 +84,7 @@ _RUNTIME: dict[str, Any] = {
     "_frozenset": frozenset,
 }
 
+_ARITH = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
 _PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OP_FUNC = {
     "=": lambda a, b: a == b,
@@ -93,6 +103,7 @@ class ConditionSlot:
     index: int
     node: p.Node
     children: tuple[int, ...]
+    computed: tuple[int, ...] = ()  # indexes (in the explain list) of the arithmetic it computed
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class CompiledRules:
     table_names: tuple[str, ...]
     slots: tuple[ConditionSlot, ...]
     rule_slots: tuple[tuple[int, tuple[int, ...]], ...]  # per rule: condition slot, unless slots
+    computed: tuple[p.Node, ...]  # arithmetic in tests; its values follow the slots' in explain's list
     derived_names: tuple[str, ...]
     source: str  # the generated Python, for debugging (`policy compile --show`)
 
@@ -116,6 +128,7 @@ class _Emitter:
         self.program = program
         self.prefix = prefix
         self.nested = nested
+        self.case_records = records(program) if nested else None  # how a trusted nested case nests
         self.namespace: dict[str, Any] = dict(_RUNTIME)
         self.facts: dict[str, str] = {}
         self.derived_vars = {name: f"_d{i}" for i, name in enumerate(program.derived)}
@@ -146,6 +159,8 @@ class _Emitter:
             return not node.type.is_set or self.nullable(node.key)
         if isinstance(node, p.PresenceNode):
             return False
+        if isinstance(node, p.ArithNode) and node.op == "/":
+            return True  # division by zero has no value
         return any(self.nullable(child) for child in p.sub_nodes(node))
 
     def expr(self, node: p.Node, sub: Callable[[p.Node], str] | None = None) -> str:
@@ -202,11 +217,23 @@ class _Emitter:
                 )
             subset = item if self.frozen(node.item) else f"_frozenset({item})"
             return f"_all3({item}, {coll})" if tri else f"{subset}.issubset({coll})"
+        if isinstance(node, p.ArithNode):
+            return f"{_ARITH[node.op]}({render(node.left)}, {render(node.right)})"
+        if isinstance(node, p.CallNode):
+            return f"_{node.function}({', '.join(render(a) for a in node.args)})"
+        if isinstance(node, p.RoundNode):
+            return f"_round({render(node.operand)}, {int(node.scale)}, {self.const(node.rounding)})"
         raise TypeError(f"cannot compile {node!r}")
 
     def prologue(self) -> list[str]:
         """Read each fact once (derived facts follow, in dependency order)."""
-        return [f"    {var} = {self.read(path)}" for path, var in self.facts.items()]
+        lines = []
+        for path, var in self.facts.items():
+            lines.append(f"    {var} = {self.read(path)}")
+            default = self.program.facts[path].default
+            if default is not None:  # a fact left out of the case takes its declared default
+                lines.append(f"    if {var} is None: {var} = {self.const(default)}")
+        return lines
 
     def read(self, path: str) -> str:
         """Source that reads one fact: from flat facts, or from a trusted nested case."""
@@ -214,12 +241,11 @@ class _Emitter:
             return f"f[{path!r}]"
         parts = path.split(".")
         source = "f"
-        for depth, part in enumerate(parts[:-1]):
-            prefix = ".".join(parts[: depth + 1])
-            required = any(
-                not f.optional for k, f in self.program.facts.items() if k.startswith(prefix + ".")
-            )
-            source = f"{source}[{part!r}]" if required else f"({source}.get({part!r}) or _NOREC)"
+        record = self.case_records
+        assert record is not None
+        for part in parts[:-1]:
+            record = record.at(part)
+            source = f"{source}[{part!r}]" if record.required() else f"({source}.get({part!r}) or _NOREC)"
         optional = self.program.facts[path].optional
         return f"{source}.get({parts[-1]!r})" if optional else f"{source}[{parts[-1]!r}]"
 
@@ -333,7 +359,7 @@ def _group_source(
 INDEX_MIN_RULES = 16
 
 
-def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
+def _guard(rule: p.RuleInfo, program: p.Program) -> tuple[str, frozenset[Any]] | None:
     """The fact and values a rule's condition requires, read off its first suitable conjunct."""
     parts = rule.condition.operands if isinstance(rule.condition, p.AndNode) else (rule.condition,)
     for part in parts:
@@ -341,13 +367,13 @@ def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
             fact, const = part.left, part.right
             if isinstance(fact, p.Const):
                 fact, const = const, fact
-            if isinstance(fact, p.FactRead) and _indexable(fact) and isinstance(const, p.Const):
+            if isinstance(fact, p.FactRead) and _indexable(fact, program) and isinstance(const, p.Const):
                 return fact.path, frozenset([const.value])
         if (
             isinstance(part, p.MemberNode)
             and not part.any_of
             and isinstance(part.item, p.FactRead)
-            and _indexable(part.item)
+            and _indexable(part.item, program)
             and isinstance(part.collection, p.Const)
             and isinstance(part.collection.value, frozenset)
         ):
@@ -355,15 +381,16 @@ def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
     return None
 
 
-def _indexable(node: p.Node) -> bool:
-    return isinstance(node, p.FactRead) and not node.optional and not node.type.is_set
+def _indexable(node: p.Node, program: p.Program) -> bool:
+    """A required scalar fact: the index reads it straight from the case, with no default to apply."""
+    return isinstance(node, p.FactRead) and not program.facts[node.path].optional and not node.type.is_set
 
 
 def plan_index(program: p.Program) -> tuple[str, dict[Any, list[int]], list[int]] | None:
     """Choose the fact that guards the most rules; None when indexing would not pay."""
     if len(program.rules) < INDEX_MIN_RULES:
         return None
-    guards = [_guard(rule) for rule in program.rules]
+    guards = [_guard(rule, program) for rule in program.rules]
     counts: dict[str, int] = {}
     for guard in guards:
         if guard is not None:
@@ -416,20 +443,40 @@ def _decide_source(emitter: _Emitter, name: str = "decide") -> tuple[list[str], 
 
 def _explain_source(
     emitter: _Emitter,
-) -> tuple[list[str], list[ConditionSlot], list[tuple[int, tuple[int, ...]]]]:
+) -> tuple[list[str], list[ConditionSlot], list[tuple[int, tuple[int, ...]]], list[p.Node]]:
     """Every condition node gets a slot; all are evaluated (no short-circuit) so the trace is complete."""
     slots: list[ConditionSlot] = []
     lines: list[str] = []
     slot_of: dict[int, int] = {}
+    computed: list[p.Node] = []  # arithmetic inside tests, kept in `w` for the trace
+    computed_of: dict[int, int] = {}
+
+    def via_computed(node: p.Node) -> str:
+        if id(node) in computed_of:
+            return f"w[{computed_of[id(node)]}]"
+        return emitter.expr(node, via_computed)
+
+    def compute(node: p.Node, found: list[int]) -> None:
+        """Evaluate a test's arithmetic bottom-up into `w`, once, so the trace can show it."""
+        for child in p.sub_nodes(node):
+            compute(child, found)
+        if isinstance(node, p.COMPUTED_NODES):
+            if id(node) not in computed_of:
+                lines.append(f"    w[{len(computed)}] = {emitter.expr(node, via_computed)}")
+                computed_of[id(node)] = len(computed)
+                computed.append(node)
+            found.append(computed_of[id(node)])
 
     def condition(node: p.Node) -> int:
         kids = tuple(condition(c) for c in _condition_children(node))
+        found: list[int] = []
         if kids:
             source = emitter.expr(node, lambda child: f"v[{slot_of[id(child)]}]")
         else:
-            source = emitter.expr(node)
+            compute(node, found)
+            source = emitter.expr(node, via_computed)
         index = len(slots)
-        slots.append(ConditionSlot(index, node, kids))
+        slots.append(ConditionSlot(index, node, kids, tuple(found)))
         slot_of[id(node)] = index
         lines.append(f"    v[{index}] = {source}")
         return index
@@ -438,7 +485,14 @@ def _explain_source(
         (condition(rule.condition), tuple(condition(u) for u in rule.unless))
         for rule in emitter.program.rules
     ]
-    return lines, slots, rule_slots
+    if computed:  # computed values follow the condition slots in the list explain returns
+        lines.insert(0, f"    w = [None] * {len(computed)}")
+        lines.append("    v.extend(w)")
+        slots = [
+            ConditionSlot(x.index, x.node, x.children, tuple(len(slots) + k for k in x.computed))
+            for x in slots
+        ]
+    return lines, slots, rule_slots, computed
 
 
 def _key_lines(rule_slots: list[tuple[int, tuple[int, ...]]]) -> list[str]:
@@ -471,7 +525,7 @@ def compile_program(program: p.Program) -> CompiledRules:
     case_lines, case_namespace = _decide_source(_Emitter(program, nested=True), "decide_case")
 
     explain_emitter = _Emitter(program)
-    explain_body, slots, rule_slots = _explain_source(explain_emitter)
+    explain_body, slots, rule_slots, computed = _explain_source(explain_emitter)
     derived = explain_emitter.derived_lines()
     derived_values = ", ".join(explain_emitter.derived_vars.values())
     explain_head = [
@@ -495,6 +549,7 @@ def compile_program(program: p.Program) -> CompiledRules:
         table_names=tuple(program.tables),
         slots=tuple(slots),
         rule_slots=tuple(rule_slots),
+        computed=tuple(computed),
         derived_names=tuple(program.derived),
         source=source,
     )

@@ -324,7 +324,8 @@ class _Printer:
         return self._set_lines(head, values, block, group.span.line)
 
     def _FactDecl(self, fact: s.FactDecl, block: _Block) -> list[_Line]:
-        text = f"fact {fact.dotted}: {_type(fact.type)} {_quote(fact.description)}"
+        default = f" default {s.unparse(fact.default)}" if fact.default is not None else ""
+        text = f"fact {fact.dotted}: {_type(fact.type)}{default} {_quote(fact.description)}"
         return [_Line(text, fact.span.line)]
 
     def _TableDecl(self, table: s.TableDecl, block: _Block) -> list[_Line]:
@@ -452,7 +453,10 @@ def _field_value(item: s.HeaderField) -> str:
 
 def _type(type_expr: s.TypeExpr) -> str:
     optional = "optional " if type_expr.optional else ""
-    return f"{optional}{'set of ' if type_expr.is_set else ''}{type_expr.name}"
+    scale = ""
+    if type_expr.scale is not None and type_expr.rounding is not None:
+        scale = f" scale {type_expr.scale} rounding {type_expr.rounding.name}"
+    return f"{optional}{'set of ' if type_expr.is_set else ''}{type_expr.name}{scale}"
 
 
 def _outcome(outcome: s.Outcome) -> str:

@@ -73,7 +73,7 @@ CLAUSE_KEYWORDS = (
     "default",
     "from",
 )
-TYPE_KEYWORDS = ("set", "of", "optional")
+TYPE_KEYWORDS = ("set", "of", "optional", "scale", "rounding")
 OPERATOR_WORDS = ("and", "or", "not", "in", "includes", "any", "all", "is", "missing", "present")
 CONSTANT_KEYWORDS = ("true", "false")
 KEYWORDS = frozenset(
@@ -135,6 +135,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type h
         "literals": [
             (r'"', String.Double, "string"),
             (r"\d{4}-\d{2}-\d{2}", Literal.Date),
+            (r"-?\d+(?:\.\d+)?%", Number),  # a percentage: 25% is 0.25
             (r"-?\d+\.\d+", Number.Float),
             (r"-?\d+", Number.Integer),
             (_keywords(CONSTANT_KEYWORDS), Keyword.Constant),
@@ -156,6 +157,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type h
             (_keywords(("require", "recommend")), Keyword.Reserved, "outcome-words"),
             (_keywords(("status", "default")), Keyword.Reserved, "value"),
             (_keywords(CLAUSE_KEYWORDS), Keyword.Reserved),
+            (words(("rounding",), suffix=_WORD_END), Keyword.Type, "value"),
             (_keywords(TYPE_KEYWORDS), Keyword.Type),
             (_keywords(OPERATOR_WORDS), Operator.Word),
             include("literals"),
@@ -164,6 +166,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type h
             (r":", Punctuation, "type"),
             (_SET_OPEN, Punctuation, "set"),
             (r"!=|<=|>=|<|>|=", Operator),
+            (r"[-+*/]", Operator),  # arithmetic; a `-` inside a name is part of the name
             (r"[\[\](),.]", Punctuation),
             # A name followed by `[` is a table lookup.
             (NAME + r"(?=\s*\[)", Name.Namespace),

@@ -29,8 +29,8 @@ from lark.exceptions import LarkError
 
 from engine import program as p
 from engine import syntax as s
-from engine.api import policy_files
-from engine.checker import CheckResult, check_file
+from engine.api import Environment, default_environment, policy_files
+from engine.checker import CheckResult
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
 from engine.grammar import parser as lark_parser
 from engine.parser import parse
@@ -63,6 +63,11 @@ CODES: dict[str, LintCode] = {
         LintCode("unused-vocabulary", _W, "a vocabulary no policy beside it uses"),
         LintCode(
             "decision-value-never-produced", _W, "a decision value no rule decides (and not the default)"
+        ),
+        LintCode(
+            "unguarded-optional",
+            _W,
+            "a rule reads an optional fact that has no default and tests no presence of it",
         ),
         LintCode("rule-never-fires", _E, "a rule whose condition can never hold (with its unless clauses)"),
         LintCode("rule-shadowed", _E, "a rule that can fire but is always overridden by an exception"),
@@ -153,10 +158,14 @@ class LintResult:
 
 
 def lint(
-    paths: Iterable[str | Path], config: LintConfig | None = None, *, update_lock: bool = False
+    paths: Iterable[str | Path],
+    config: LintConfig | None = None,
+    *,
+    update_lock: bool = False,
+    environment: Environment | None = None,
 ) -> LintResult:
     """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked."""
-    run = _Run(config or LintConfig())
+    run = _Run(config or LintConfig(), environment or default_environment)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
     findings = run.lint(files)
@@ -166,18 +175,15 @@ def lint(
 class _Run:
     """One lint run: checked programs are shared between the files that need them."""
 
-    def __init__(self, config: LintConfig):
+    def __init__(self, config: LintConfig, environment: Environment):
         self.config = config
+        self.environment = environment  # holds the one cache of checked files
         self.sources: dict[str, str] = {}
-        self._checked: dict[Path, CheckResult] = {}
 
     def check(self, path: Path) -> CheckResult:
-        key = path.resolve()
-        if key not in self._checked:
-            result = check_file(path)
-            self._checked[key] = result
-            self.sources.update(result.sources)
-        return self._checked[key]
+        result = self.environment.check_file(path)
+        self.sources.update(result.sources)
+        return result
 
     def lint(self, files: list[Path]) -> list[Diagnostic]:
         raw: list[Diagnostic] = []
@@ -193,6 +199,7 @@ class _Run:
                 raw += _rule_hygiene(tree)
                 if result.program is not None and not has_errors(result.diagnostics):
                     raw += _rule_reachability(result.program)
+                    raw += _unguarded_optionals(result.program)
         raw += self._unused(trees)
         raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"])
         return self._finish(raw, trees)
@@ -371,6 +378,52 @@ def _references(program: p.Program, node: p.Node) -> list[tuple[str, str]]:
             and current.source.dotted in program.groups
         ):
             found.append(("group", current.source.dotted))
+        stack += p.sub_nodes(current)
+    return found
+
+
+def _unguarded_optionals(program: p.Program) -> list[Diagnostic]:
+    """Rules and derived facts that read an optional fact with no default and never test its presence.
+
+    Such a rule is *unknown* on every case that leaves the fact out, and the decisions it could
+    make stay undetermined: usually the author meant a default or a presence guard. The finding
+    is where the read is written (a rule, or the derived fact that reads it), once.
+    """
+    found = []
+    sites: list[tuple[str, str, Span, tuple[p.Node, ...]]] = [
+        ("derived fact", name, info.span, (info.node,)) for name, info in program.derived.items()
+    ]
+    sites += [("rule", r.id, r.decl.id.span, (r.condition, *r.unless)) for r in program.rules]
+    for kind, name, span, nodes in sites:
+        refs = [ref for node in nodes for ref in _direct_reads(node)]
+        guarded = {path for what, path in refs if what == "presence"}
+        for path in dict.fromkeys(path for what, path in refs if what == "fact"):
+            fact = program.facts.get(path)
+            if fact is None or not fact.nullable or path in guarded:
+                continue
+            found.append(
+                Diagnostic.at(
+                    "unguarded-optional",
+                    f"{kind} `{name}` reads optional fact `{path}`, which has no default: "
+                    "on a case without it, it is unknown",
+                    span,
+                    f"give the fact a default (`fact {path}: ... default VALUE`), or test "
+                    f"`{path} is present` here",
+                )
+            )
+    return found
+
+
+def _direct_reads(node: p.Node) -> list[tuple[str, str]]:
+    """Facts a node reads (`fact`) and tests for presence (`presence`), not through derived facts."""
+    found: list[tuple[str, str]] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, p.PresenceNode):
+            found.append(("presence", current.path))
+        elif isinstance(current, p.FactRead):
+            found.append(("fact", current.path))
         stack += p.sub_nodes(current)
     return found
 
@@ -629,12 +682,12 @@ class Reasoner:
         """The values a test reads; None when it cannot be evaluated from them (a table key test)."""
         if isinstance(node, p.FactRead | p.PresenceNode):
             fact = self.program.facts[node.path]
-            return {node.path: _Var(node.path, fact.type, fact.optional)}
+            return {node.path: _Var(node.path, fact.type, fact.nullable)}
         if isinstance(node, p.TableLookup):
             key = s.unparse(node.source)
             return {key: _Var(key, node.type, True)}
-        if isinstance(node, p.TableHas):
-            return None
+        if isinstance(node, (p.TableHas, *p.COMPUTED_NODES)):
+            return None  # arithmetic is opaque to the search: a free atom, so no false proof
         if isinstance(node, p.DerivedRead):
             return self._leaves(self.program.derived[node.name].node)
         found: dict[str, _Var] = {}

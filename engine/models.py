@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
 
 from engine import program as p
+from engine.cases import Record, records
+from engine.numbers import as_decimal_text
 
 TRACE_VERSION = 1
 
@@ -77,6 +80,9 @@ class ConditionTrace(_Model):
     kind: ConditionKind = "test"
     value: bool | None
     reads: dict[str, Any] = Field(default_factory=dict)
+    #: The values of the arithmetic the test computed (`a / b * 100` → `"25.01"`), by source text;
+    #: left out of the JSON when the test computes nothing.
+    computed: dict[str, Any] = Field(default_factory=dict, exclude_if=lambda v: not v)
     children: list[ConditionTrace] = Field(default_factory=list)
 
 
@@ -102,6 +108,9 @@ class Trace(_Model):
     facts: dict[str, Any]
     derived: dict[str, Any] = Field(default_factory=dict)
     rules: list[RuleTrace]
+    #: Facts the case left out that took their declared default (their value is in `facts`);
+    #: left out of the JSON when empty, so traces of policies without defaults are unchanged.
+    defaults: list[str] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class Decision(_Model):
@@ -146,6 +155,8 @@ def to_json_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Fraction):  # an exact quotient no scale has rounded (only in `computed`)
+        return as_decimal_text(value)
     return value
 
 
@@ -163,41 +174,30 @@ def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
     return Optional[base] if fact.optional else base  # noqa: UP045 - built at run time
 
 
-def _record_models(program: p.Program) -> dict[str, Any]:
-    """Nested field definitions from dotted fact paths (`end_user.type` → record `end_user`)."""
-    tree: dict[str, Any] = {}
-    for fact in program.facts.values():
-        node = tree
-        *parents, leaf = fact.path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = fact
-    return tree
-
-
-def _has_required(tree: dict[str, Any]) -> bool:
-    """Whether a record holds a required fact (a record of optional facts may be left out)."""
-    return any(
-        not entry.optional if isinstance(entry, p.FactInfo) else _has_required(entry)
-        for entry in tree.values()
-    )
-
-
-def _build_model(name: str, tree: dict[str, Any], program: p.Program) -> type[BaseModel]:
+def _build_model(name: str, tree: Record, program: p.Program) -> type[BaseModel]:
     # Fact names become aliases of compiler-made attribute names, so a fact may be called
     # `_x`, `schema` or `model_config` without clashing with pydantic's own names.
     fields: dict[str, Any] = {}
-    for index, (key, entry) in enumerate(tree.items()):
+    for index, (key, entry) in enumerate(tree.entries.items()):
         attr = f"f{index}"
         if isinstance(entry, p.FactInfo):
             default = None if entry.optional else ...
+            # A declared default is applied by the compiled rules (so the trace can say it was
+            # used); the schema still shows it, as JSON Schema's `default`.
+            extra = None if entry.default is None else {"default": to_json_value(entry.default)}
             fields[attr] = (
                 _annotation(entry, program.enums),
-                Field(default, alias=key, title=_title(key), description=entry.description),
+                Field(
+                    default,
+                    alias=key,
+                    title=_title(key),
+                    description=entry.description,
+                    json_schema_extra=extra,
+                ),
             )
         else:
             sub = _build_model(f"{name}_{key}", entry, program)
-            default = ... if _has_required(entry) else None
+            default = ... if entry.required() else None
             annotation = sub if default is ... else Optional[sub]  # noqa: UP045 - built at run time
             fields[attr] = (annotation, Field(default, alias=key, description=f"record `{key}`"))
     config = ConfigDict(extra="forbid", strict=False, title=name)
@@ -211,4 +211,4 @@ def _title(key: str) -> str:
 
 def case_model(program: p.Program) -> type[BaseModel]:
     """The pydantic model of a case for this program: required, optional, typed, closed enums."""
-    return _build_model("Case", _record_models(program), program)
+    return _build_model("Case", records(program), program)

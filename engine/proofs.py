@@ -117,7 +117,9 @@ class Meaning:
         match node:
             case p.FactRead(path=path, type=kind, optional=optional):
                 fact = self.program.facts.get(path)
-                return ("fact", path, str(kind), fact.optional if fact else optional)
+                if fact is None:
+                    return ("fact", path, str(kind), optional, None)
+                return ("fact", path, str(kind), fact.optional, fact.default)
             case p.DerivedRead(name=name):
                 return ("derived", self.derived(name))
             case p.Const(value=value, type=kind):
@@ -139,7 +141,14 @@ class Meaning:
             case p.IncludesNode(collection=collection, item=item, mode=mode):
                 return ("includes", mode, self.key(collection), self.key(item))
             case p.PresenceNode(path=path, present=present):
-                return ("presence", path, present)
+                fact = self.program.facts.get(path)
+                return ("presence", path, present, fact.default if fact else None)
+            case p.ArithNode(op=op, left=left, right=right):
+                return ("arith", op, self.key(left), self.key(right))
+            case p.CallNode(function=function, args=args):
+                return ("call", function, tuple(self.key(a) for a in args))
+            case p.RoundNode(operand=operand, scale=scale, rounding=rounding):
+                return ("round", scale, rounding, self.key(operand))
             case _:
                 assert_never_node(node)
 
@@ -461,7 +470,9 @@ def _is_expr(value: Any) -> bool:
         | s.Compare
         | s.Member
         | s.Includes
-        | s.Presence,
+        | s.Presence
+        | s.Arith
+        | s.Call,
     )
 
 

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from engine import program as p
 from engine import syntax as s
+from engine.cases import pydantic_problem, value_at
 from engine.compiler import CompiledRules, Tables, compile_program
-from engine.errors import CaseDiagnostic, CaseError, case_problem
+from engine.errors import CaseError, case_problem
 from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
@@ -90,10 +91,17 @@ class CompiledPolicy:
         self._order = self._precedence_order()
         self._rank = {rule: position for position, rule in enumerate(self._order)}
         self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
+        self._defaults = {k: f.default for k, f in program.facts.items() if f.default is not None}
         # Everything about a trace that does not depend on the case is worked out once, here.
         self._slot_text = tuple(s.unparse(slot.node.source) for slot in self.rules.slots)
         self._slot_kind: tuple[ConditionKind, ...] = tuple(
             _KIND.get(type(slot.node), "test") for slot in self.rules.slots
+        )
+        self._slot_computed = tuple(
+            tuple(
+                (s.unparse(self.rules.computed[i - len(self.rules.slots)].source), i) for i in slot.computed
+            )
+            for slot in self.rules.slots
         )
         self._slot_reads = tuple(
             () if slot.children else tuple(self._leaf_reads(slot.node)) for slot in self.rules.slots
@@ -132,7 +140,7 @@ class CompiledPolicy:
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([_problem(e) for e in exc.errors()]) from None
+            raise CaseError([pydantic_problem(e) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -356,6 +364,9 @@ class CompiledPolicy:
 
     def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
         derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
+        defaults = [k for k, v in facts.items() if v is None and k in self._defaults]
+        if defaults:  # show the value the rules used, and say it was the declared default
+            facts = {**facts, **{k: self._defaults[k] for k in defaults}}
         known = {**facts, **derived_map}
         rules = []
         for i, rule in enumerate(self.program.rules):
@@ -365,6 +376,7 @@ class CompiledPolicy:
             facts={k: to_json_value(v) for k, v in facts.items()},
             derived={k: to_json_value(v) for k, v in derived_map.items()},
             rules=rules,
+            defaults=defaults,
         )
 
     def _rule_trace(
@@ -428,12 +440,15 @@ class CompiledPolicy:
         return names
 
     def _condition_trace(self, index: int, values: list[Any], known: dict[str, Any]) -> ConditionTrace:
+        slot = self.rules.slots[index]
+        computed = {text: to_json_value(values[i]) for text, i in self._slot_computed[index]}
         return ConditionTrace.model_construct(
             condition=self._slot_text[index],
             kind=self._slot_kind[index],
             value=values[index],
             reads={name: to_json_value(known.get(name)) for name in self._slot_reads[index]},
-            children=[self._condition_trace(c, values, known) for c in self.rules.slots[index].children],
+            computed=computed,
+            children=[self._condition_trace(c, values, known) for c in slot.children],
         )
 
     # -- input ---------------------------------------------------------------------------
@@ -441,9 +456,7 @@ class CompiledPolicy:
         """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
         flat: dict[str, Any] = {}
         for path, fact in self.program.facts.items():
-            value: Any = dumped
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+            value = value_at(dumped, path)
             if fact.type.is_set and value is not None:
                 value = frozenset(value)
             flat[path] = value
@@ -465,20 +478,3 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
         for e in table.entries
         if (e.effective is None or e.effective <= when) and (e.ends is None or when <= e.ends)
     }
-
-
-def _problem(error: Any) -> CaseDiagnostic:
-    """One pydantic error as a coded case diagnostic: field path, reason in plain words."""
-    path = ""
-    for part in error.get("loc", ()):
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    path = path or "(case)"
-    kind = error.get("type", "")
-    if kind == "missing":
-        return case_problem(path, "is required but missing", "missing-fact")
-    if kind == "extra_forbidden":
-        return case_problem(path, "is not a fact of this policy", "unknown-fact")
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return case_problem(path, f"{error.get('input')!r} is not one of the allowed values ({expected})")
-    return case_problem(path, str(error.get("msg", "is invalid")))

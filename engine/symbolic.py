@@ -30,6 +30,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, TypeAlias, assert_never
 
 import z3
@@ -123,6 +124,42 @@ def eq_code(term: Any, code: int) -> Bool:
     return z3.BoolRef(z3.Z3_mk_eq(ref, ast, number), ctx)
 
 
+def real(value: Any) -> Any:
+    """An exact Real constant for a decimal or rational."""
+    fraction = Fraction(value)
+    return z3.RealVal(f"{fraction.numerator}/{fraction.denominator}")
+
+
+def round_real(x: Any, scale: int, mode: str) -> Any:
+    """`x` rounded to `scale` decimals by `mode`, exactly as `engine.numbers.round_to`."""
+    factor = z3.RealVal(10**scale)
+    y = x * factor
+    magnitude = z3.If(y >= 0, y, -y)
+    floor_m = z3.ToInt(magnitude)
+    exact = z3.ToReal(floor_m) == magnitude
+    half = z3.RealVal("1/2")
+    remainder = magnitude - z3.ToReal(floor_m)
+    negative = y < 0
+    if mode == "half_up":
+        bump = remainder >= half
+    elif mode == "half_down":
+        bump = remainder > half
+    elif mode == "half_even":
+        bump = z3.Or(remainder > half, z3.And(remainder == half, floor_m % 2 == 1))
+    elif mode == "up":
+        bump = z3.Not(exact)
+    elif mode == "down":
+        bump = FALSE
+    elif mode == "ceiling":
+        bump = z3.And(z3.Not(exact), z3.Not(negative))
+    elif mode == "floor":
+        bump = z3.And(z3.Not(exact), negative)
+    else:
+        raise Unsupported(f"rounding mode `{mode}`")
+    rounded = z3.ToReal(floor_m + z3.If(bump, 1, 0))
+    return z3.If(negative, -rounded, rounded) / factor
+
+
 @dataclass(frozen=True)
 class ConstSet:
     """A constant set (a literal or group): its member codes, so tests against it cost one term
@@ -157,6 +194,7 @@ class SymFact:
     absent: Bool = FALSE  # not present (built once: z3's Python API is slow to build terms)
     absent_value: Bool = FALSE  # a boolean fact's negation
     not_member: dict[int, Bool] = field(default_factory=dict)  # a set fact's non-members
+    real: Any = None  # a number fact's value as a Real (its variable is the Int at the scale)
 
 
 class FactSpace:
@@ -168,7 +206,7 @@ class FactSpace:
     are integers at one decimal scale, finer than every constant by `EXTRA_DIGITS` digits.
     """
 
-    def __init__(self, programs: list[p.Program]):
+    def __init__(self, programs: list[p.Program], numbers: tuple[Decimal, ...] = ()):
         self.programs = programs
         self.enums: dict[str, tuple[str, ...]] = {}
         for program in programs:
@@ -183,8 +221,8 @@ class FactSpace:
         for name in self.enums:
             sets = [set(pr.enums[name]) for pr in programs if name in pr.enums]
             self.valid_enum[name] = set.intersection(*sets) if sets else set()
-        strings, numbers, dates = _constants(programs)
-        self.scale = max([_decimals(n) for n in numbers] + [0]) + EXTRA_DIGITS
+        strings, mentioned, dates = _constants(programs)
+        self.scale = max([_decimals(n) for n in [*mentioned, *numbers]] + [0]) + EXTRA_DIGITS
         string_facts = sum(1 for pr in programs for f in pr.facts.values() if f.type.base == "string")
         self.strings: list[str] = sorted(strings)
         fresh: list[str] = []
@@ -224,10 +262,12 @@ class FactSpace:
         raise Unsupported(f"sets of {element.base} are not encoded")
 
     def code(self, value: Any, element: p.Type) -> Any:
-        """The solver constant of a scalar value of a type (Int code, or Bool)."""
+        """The solver constant of a scalar value of a type (Int code, Real for numbers, or Bool)."""
         base = element.base
         if base == "boolean":
             return z3.BoolVal(bool(value))
+        if base == "number":
+            return real(value)
         return z3.IntVal(self.int_code(value, element))
 
     def int_code(self, value: Any, element: p.Type) -> int:
@@ -272,6 +312,8 @@ class FactSpace:
         else:
             value = z3.Int(name)
         fact = SymFact(name, kind, info.optional, present, value)
+        if not kind.is_set and kind.base == "number":
+            fact.real = z3.ToReal(value) / z3.RealVal(10**self.scale)  # a decimal at the search scale
         fact.absent = z3.Not(present)
         if isinstance(value, dict):
             fact.not_member = {c: z3.Not(b) for c, b in value.items()}
@@ -474,6 +516,9 @@ def _constants(programs: list[p.Program]) -> tuple[set[str], set[Decimal], set[d
             if isinstance(node, p.Const):
                 add(node.value)
             nodes += p.sub_nodes(node)
+        for fact in program.facts.values():
+            if fact.default is not None:
+                add(fact.default)
         for table in program.tables.values():
             for entry in table.entries:
                 if table.key_type.base == "string" or table.key_type.base != "enum":
@@ -569,13 +614,32 @@ class Encoder:
                 return self._includes(node)
             case p.PresenceNode():
                 fact = self.space.facts[node.path]
-                return Val(TRUE, fact.present if node.present else neg(fact.present))
+                info = self.program.facts.get(node.path)
+                present = TRUE if info is not None and info.default is not None else fact.present
+                return Val(TRUE, present if node.present else neg(present))
+            case p.ArithNode():
+                return self._arith(node)
+            case p.CallNode():
+                return self._call(node)
+            case p.RoundNode():
+                operand = self.value(node.operand)
+                return Val(operand.known, round_real(operand.value, node.scale, node.rounding))
             case _:
                 assert_never(node)
 
     def _fact(self, node: p.FactRead) -> Val:
+        """A fact's value; a fact left out takes its declared default (this version's)."""
         fact = self.space.facts[node.path]
-        return Val(fact.present if fact.optional else TRUE, fact.value)
+        value = fact.real if fact.real is not None else fact.value
+        info = self.program.facts.get(node.path)
+        default = info.default if info is not None else None
+        if default is None or not fact.optional:
+            return Val(fact.present if fact.optional else TRUE, value)
+        if isinstance(value, dict):
+            codes = {self.space.int_code(v, fact.type.element) for v in default}  # type: ignore[union-attr]
+            merged = {c: z3.If(fact.present, b, TRUE if c in codes else FALSE) for c, b in value.items()}
+            return Val(TRUE, merged)
+        return Val(TRUE, z3.If(fact.present, value, self.space.code(default, fact.type)))
 
     def _derived_read(self, node: p.DerivedRead) -> Val:
         cached = self._derived.get(node.name)
@@ -619,7 +683,7 @@ class Encoder:
         if kind.base == "boolean":
             result: Any = disj([conj([tests[k], z3.BoolVal(bool(v))]) for k, v in snap.items()])
         else:
-            result = z3.IntVal(-1)
+            result = z3.RealVal(0) if kind.base == "number" else z3.IntVal(-1)  # unused: not known
             for k, v in reversed(list(snap.items())):
                 result = z3.If(tests[k], self.space.code(v, kind), result)
         return Val(conj([key.known, found]), result)
@@ -661,6 +725,28 @@ class Encoder:
         if node.mode == "any":
             return Val(known, _overlap(item.value, collection.value))
         return Val(known, _subset(item.value, collection.value))
+
+    def _arith(self, node: p.ArithNode) -> Val:
+        """Exact arithmetic on Reals (as `engine.numbers`); `/` by zero has no value (unknown)."""
+        left, right = self.value(node.left), self.value(node.right)
+        a, b = left.value, right.value
+        known = conj([left.known, right.known])
+        if node.op == "+":
+            return Val(known, a + b)
+        if node.op == "-":
+            return Val(known, a - b)
+        if node.op == "*":
+            return Val(known, a * b)
+        return Val(conj([known, b != 0]), a / b)
+
+    def _call(self, node: p.CallNode) -> Val:
+        """`min(...)` / `max(...)`: unknown if any operand is."""
+        args = [self.value(a) for a in node.args]
+        result = args[0].value
+        for arg in args[1:]:
+            smaller = arg.value < result
+            result = z3.If(smaller if node.function == "min" else arg.value > result, arg.value, result)
+        return Val(conj([a.known for a in args]), result)
 
     # -- rules and precedence ---------------------------------------------------------
     def fires(self, index: int) -> Bool:
