@@ -447,3 +447,14 @@ def _split(command: str) -> list[str]:
     import shlex
 
     return shlex.split(command)
+
+
+def test_semantic_regions_beside_the_corpus_transitions(in_root: Path) -> None:
+    args = ["diff", "--semantic", "policies/ear-742.7@2020-03-09", "@2020-10-06", "--cases", "fixtures/cases"]
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0
+    assert text.output.index("21 changed") < text.output.index("4 region(s) where the outputs differ")
+    data = json.loads(CliRunner().invoke(main, [*args, "--format", "json"]).output)
+    assert data["summary"]["changed"] == 21 and len(data["semantic"]["regions"]) == 4
+    html = CliRunner().invoke(main, [*args, "--format", "html"]).output
+    assert html.count("<html") == 1 and "id='semantic'" in html

@@ -76,9 +76,12 @@ def command(
     """
     try:
         specs, case_file = _split_case(targets)
-        if semantic["semantic"]:  # proofs over every case (engine.proofs): no case folder needed
+        if semantic["semantic"]:  # proofs over every case (engine.proofs); cases, if given, beside them
+            corpus = _cases(case_file, cases_dir) if case_file or cases_dir else None
             with _sides(specs, against, at) as sides:
-                run_semantic(*sides, fmt=fmt, output=output, fail_on_change=fail_on_change, **semantic)
+                run_semantic(
+                    *sides, fmt=fmt, output=output, fail_on_change=fail_on_change, corpus=corpus, **semantic
+                )
             return
         inputs, cases_from = _cases(case_file, cases_dir)
         with _sides(specs, against, at) as (before, after):

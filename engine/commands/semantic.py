@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from engine import diff as d
+from engine.cases import CaseFile
 from engine.commands.options import fail_usage
 from engine.errors import UsageError
 
@@ -61,6 +62,7 @@ def run_semantic(
     save_witnesses: Path | None,
     timeout_ms: int,
     max_regions: int,
+    corpus: tuple[list[CaseFile], str] | None = None,
 ) -> None:
     """Run the proof, print or write the report, exit 0 (1 with --fail-on-change and a difference, 3 incomplete)."""
     from engine import proofs
@@ -81,6 +83,10 @@ def run_semantic(
         )
         sys.exit(4)
     text = proofs.render(report, fmt)
+    cases = None
+    if corpus is not None:  # the corpus transitions first, the proved regions beside them
+        cases = d.compare(before, after, corpus[0], cases_from=corpus[1])
+        text = _beside(cases, report, text, fmt)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -103,8 +109,18 @@ def run_semantic(
         click.echo(f"wrote {len(written)} witness case(s) to {save_witnesses}", err=True)
     if report.exit_code:
         sys.exit(report.exit_code)
-    if fail_on_change and report.regions:
+    if (fail_on_change and report.regions) or (cases is not None and cases.summary.failed):
         sys.exit(1)
 
 
-_ = json
+def _beside(cases: d.DiffReport, report: Any, semantic: str, fmt: str) -> str:
+    """One report: the case diff, then the semantic regions (JSON: a `semantic` member)."""
+    corpus = d.render(cases, fmt)
+    if fmt == "json":
+        data = json.loads(corpus)
+        data["semantic"] = report.dump()
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "html":
+        section = semantic[semantic.index("<h1>") : semantic.index("</body>")]
+        return corpus.replace("</body>", section + "</body>", 1) if "</body>" in corpus else corpus + section
+    return corpus + "\n" + semantic
