@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,12 +70,14 @@ class DeepResult:
 class _Prover:
     """One version at one date: its formulas, the vocabulary, and a solver per question."""
 
-    def __init__(self, policy: CompiledPolicy, at: date | None, budget: Budget):
+    def __init__(
+        self, policy: CompiledPolicy, at: date | None, budget: Budget, numbers: tuple[Any, ...] = ()
+    ):
         self.policy = policy
         self.program = policy.program
         self.at = at or self.program.info.effective or date.today()
         self.budget = budget
-        self.space = FactSpace([self.program])
+        self.space = FactSpace([self.program], numbers)  # a case's own numbers set the search scale too
         self.enc = Encoder(self.program, self.at, self.space)
         self.vocabulary = self.space.constraints()
         self._shared: z3.Solver | None = None
@@ -585,8 +588,13 @@ def why_not(
     if isinstance(want, str):
         want = Want.parse(want, policy.program)
     budget = budget or Budget()
-    prover = _Prover(policy, at, budget)
     facts = policy.validate(case)  # raises CaseError for a bad case, as evaluate does
+    numbers = tuple(
+        Decimal(str(v))
+        for path, v in facts.items()
+        if v is not None and path in policy.program.facts and policy.program.facts[path].type == p.NUMBER
+    )
+    prover = _Prover(policy, at, budget, numbers)  # raises CaseError for a bad case, as evaluate does
     current = prover.replay(case)
     decision = policy.evaluate(case, at=prover.at)
     output = Output(want.kind, want.name)
@@ -632,7 +640,8 @@ def why_not(
     del facts, current
     if not opt_rounds:
         return WhyNot(want, "incomplete", reason="; ".join(budget.hit) or "no change set found")
-    return WhyNot(want, "changes", options=tuple(opt_rounds))
+    ordered = sorted(opt_rounds, key=lambda option: (len(option), [c.fact for c in option]))  # stable output
+    return WhyNot(want, "changes", options=tuple(ordered))
 
 
 def _goal(prover: _Prover, want: Want) -> Bool:

@@ -70,7 +70,11 @@ class Budget:
         self.queries += 1
         result = solver.check(*assumptions)
         if result == z3.unknown:
-            self.hit.append(f"a solver query timed out after {self.timeout_ms} ms")
+            reason = solver.reason_unknown()
+            if "timeout" in reason or "canceled" in reason:
+                self.hit.append(f"a solver query timed out after {self.timeout_ms} ms")
+            else:  # nonlinear arithmetic (a fact times or divided by a fact) can be undecidable
+                self.hit.append(f"a solver query gave no answer ({reason})")
         return result
 
 
@@ -922,8 +926,11 @@ def _smallest(
             return upper
         model = chooser.model()
         chosen = [lit for lit, flag in select.items() if z3.is_true(model.eval(flag, model_completion=True))]
-        if budget.check(checker, *[marks[lit] for lit in chosen]) == z3.unsat:
+        verdict = budget.check(checker, *[marks[lit] for lit in chosen])
+        if verdict == z3.unsat:
             return chosen
+        if verdict != z3.sat:
+            return upper
         outside = checker.model()
         excluded = [
             select[lit]
