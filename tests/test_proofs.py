@@ -486,3 +486,16 @@ def test_arithmetic_and_defaults_are_proved_too(tmp_path: Path) -> None:
     case = {"category": "sensitive", "item_value": "1000.123", "part_value": "10.5", "freight": "3"}
     answer = why_not(api.load(original), case, "review=deny")
     assert answer.status == "changes" and all(len(option) == 1 for option in answer.options)
+
+
+def test_proof_benchmark_smoke(tmp_path: Path) -> None:
+    """benchmarks/proofs.py in miniature: the pair has five changes, the files load, and the
+    measured commands' parsing of the JSON report holds (nothing timed here)."""
+    from benchmarks.proofs import write_pair
+
+    a, b, again, changed = write_pair(tmp_path, 50)
+    assert len(changed) == 5 and len(set(changed)) == 5
+    report = prove_diff(api.load(a), api.load(b))
+    dumped = json.loads(json.dumps(report.dump()))
+    assert dumped["status"] == "different" and 1 <= len(dumped["regions"]) <= 20
+    assert prove_diff(api.load(a), api.load(again)).status == "equivalent"
