@@ -43,7 +43,7 @@ from engine.proofs import (
     shown_facts,
 )
 from engine.runtime import CompiledPolicy
-from engine.symbolic import CONFLICT, Bool, Encoder, FactSpace, conj, disj, neg
+from engine.symbolic import Bool, Encoder, FactSpace, conj, disj, neg
 
 #: Lint-style codes of the deep check (docs/analysis.md).
 NEVER_FIRES = "rule-never-fires"
@@ -185,7 +185,7 @@ def _witnessed(prover: _Prover) -> tuple[set[int], set[int]]:
     effect) on it is settled at once: with a thousand rules, a few hundred queries, not thousands.
     The evaluator's answer is the witness, so nothing here trusts the solver.
     """
-    enc, policy = prover.enc, prover.policy
+    enc = prover.enc
     count = len(prover.program.rules)
     fired: set[int] = set()
     effective: set[int] = set()
@@ -198,7 +198,7 @@ def _witnessed(prover: _Prover) -> tuple[set[int], set[int]]:
                 open_ = open_[64:]  # none of these 64 can: each is settled one by one below
                 continue
             resolution = prover.replay(prover.model_case())
-            keys = {k for k in resolution_fired(policy, prover, resolution)}
+            keys = set(resolution.effective) | set(resolution.overridden_by)  # fired: effective or overridden
             got = keys if wanted == "fires" else set(resolution.effective)
             fired |= keys
             effective |= set(resolution.effective)  # the same witness settles both questions
@@ -209,11 +209,6 @@ def _witnessed(prover: _Prover) -> tuple[set[int], set[int]]:
             target |= got
             open_ = [i for i in open_ if i not in target]
     return fired, effective
-
-
-def resolution_fired(policy: CompiledPolicy, prover: _Prover, resolution: Any) -> set[int]:
-    """Rules that fired on the last model's case (effective or overridden)."""
-    return set(resolution.effective) | set(resolution.overridden_by)
 
 
 def _reachability(
@@ -742,5 +737,3 @@ def _impossible_reason(prover: _Prover, want: Want) -> str:
 
 
 __all__ = ["DeepResult", "FactChange", "SolverReasoner", "Want", "WhyNot", "deep_check", "deepen", "why_not"]
-
-_ = (CONFLICT, field)

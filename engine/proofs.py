@@ -18,19 +18,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from html import escape
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 import z3
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import program as p
 from engine import syntax as s
-from engine.errors import CaseError, Diagnostic, Severity
+from engine.errors import CaseError
 from engine.models import Decision, RuleRef
 from engine.runtime import CompiledPolicy
 from engine.symbolic import CONFLICT, TRUE, Bool, Encoder, FactSpace, Unsupported, conj, disj, neg
@@ -154,7 +154,7 @@ class Meaning:
             case p.RoundNode(operand=operand, scale=scale, rounding=rounding):
                 return ("round", scale, rounding, self.key(operand))
             case _:
-                assert_never_node(node)
+                assert_never(node)
 
     def rule(self, rule: p.RuleInfo) -> Any:
         outcomes = tuple(sorted((o.kind, o.name, o.value or "") for o in rule.outcomes))
@@ -164,12 +164,6 @@ class Meaning:
             outcomes,
             tuple(sorted(rule.overrides)),
         )
-
-
-def assert_never_node(node: Any) -> Any:
-    from typing import assert_never
-
-    assert_never(node)
 
 
 # ---------------------------------------------------------------------------
@@ -275,7 +269,7 @@ class Atom:
 
 
 @dataclass
-class Literal_:
+class Lit:
     atom: Atom
     positive: bool
 
@@ -550,7 +544,7 @@ def _flat_and(parts: list[s.Expr]) -> list[s.Expr]:
 
 
 def _literal_expr(lit: tuple[str, bool], book: dict[str, Atom]) -> s.Expr:
-    return Literal_(book[lit[0]], lit[1]).expr()
+    return Lit(book[lit[0]], lit[1]).expr()
 
 
 def literal_count(expr: s.Expr) -> int:
@@ -957,14 +951,11 @@ def _region(
 ) -> Region:
     atoms = book.atoms
     exact = joint_formula(joint, values)
-    same = TRUE
     inside = disj([cube_formula(c, atoms) for c in cubes])
-    witness = _minimal_witness(space, conj([inside, exact, same]), budget)
+    witness = _minimal_witness(space, conj([inside, exact]), budget)
     rules_a: list[RuleRef] = []
     rules_b: list[RuleRef] = []
-    cases = [witness] + [
-        _cube_case(space, conj([cube_formula(c, atoms), exact, same]), budget) for c in cubes
-    ]
+    cases = [witness] + [_cube_case(space, conj([cube_formula(c, atoms), exact]), budget) for c in cubes]
     for case in cases:
         if case is None:
             continue
@@ -1234,5 +1225,3 @@ __all__ = [
     "save_witnesses",
     "semantic_diff",
 ]
-
-_ = (Callable, Severity, Diagnostic)

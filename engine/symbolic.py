@@ -383,23 +383,6 @@ class FactSpace:
                 soft.append(fact.value == date(2000, 1, 1).toordinal())
         return soft
 
-    def rest(self) -> dict[str, Any]:
-        """The value each fact takes in a minimal witness when nothing needs it (see `neutral`)."""
-        out: dict[str, Any] = {}
-        for path, fact in self.facts.items():
-            kind = fact.type
-            if kind.is_set or fact.optional:
-                continue
-            if kind.base == "enum" and fact.domain:
-                out[path] = self.decode(fact.domain[0], kind)
-            elif kind.base == "string":
-                out[path] = self.fresh_strings[0]
-            elif kind.base == "number":
-                out[path] = self.decode(0, kind)
-            elif kind.base == "date":
-                out[path] = date(2000, 1, 1).isoformat()
-        return out
-
     def case(self, model: z3.ModelRef, paths: list[str] | None = None) -> dict[str, Any]:
         """A JSON case (nested records) from a model: what the evaluator replays."""
         case: dict[str, Any] = {}
