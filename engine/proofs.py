@@ -950,6 +950,7 @@ def _region(
     budget: Budget,
 ) -> Region:
     atoms = book.atoms
+    cubes = sorted(cubes)  # the order the solver found them in is not part of the answer
     exact = joint_formula(joint, values)
     inside = disj([cube_formula(c, atoms) for c in cubes])
     witness = _minimal_witness(space, conj([inside, exact]), budget)
