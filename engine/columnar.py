@@ -730,8 +730,9 @@ class Reader:
         """One dictionary key per distinct list (its length and its values joined), encoded once each."""
         pa, pc = _pa(), _pc()
         element = fact.type.element
-        if pa.types.is_dictionary(array.type.value_type):
-            array = pa.ListArray.from_arrays(array.offsets, array.values.cast(array.values.type.value_type))
+        if pa.types.is_dictionary(array.type.value_type):  # list<dictionary<string>>: decode the values
+            kind = pa.large_list if pa.types.is_large_list(array.type) else pa.list_
+            array = array.cast(kind(array.type.value_type.value_type))
         inner = array.type.value_type
         stringy = pa.types.is_string(inner) or pa.types.is_large_string(inner)
         if not stringy:  # sets of numbers or dates: rare, read row by row (still exact)

@@ -333,3 +333,24 @@ def test_declared_defaults_apply_to_null_values_and_missing_columns() -> None:
     assert not encoded.rejects
     for i, row in enumerate(rows):
         assert keys[ids[i]] == expected_key(policy.compiled, json_case(row), when), row
+
+
+def test_dictionary_encoded_and_sliced_columns_read_the_same() -> None:
+    """Parquet readers hand out dictionary-encoded strings and slices of batches: same keys, same rejects."""
+    policy = api.load(BUNDLED[1])
+    cases = fixture_cases()
+    cases[5] = {**cases[5], "control_reason": None}
+    plain = as_batch(cases)
+    index = plain.schema.get_field_index("control_reason")
+    column = plain.column(index)
+    encoded_list = pa.ListArray.from_arrays(
+        column.offsets, column.values.dictionary_encode(), mask=column.is_null()
+    )
+    destination = plain.schema.get_field_index("destination")
+    batch = plain.set_column(index, "control_reason", encoded_list)
+    batch = batch.set_column(destination, "destination", batch.column(destination).dictionary_encode())
+    when = policy.info.effective
+    a_ids, a_keys, a_enc = Columnar(policy.compiled, plain.schema).decide(plain.slice(3, 20), when)
+    b_ids, b_keys, b_enc = Columnar(policy.compiled, batch.schema).decide(batch.slice(3, 20), when)
+    assert [a_keys[i] for i in a_ids] == [b_keys[i] for i in b_ids]
+    assert a_enc.rejects == b_enc.rejects == {2: [("control_reason", "is required but missing")]}
