@@ -354,3 +354,34 @@ def test_dictionary_encoded_and_sliced_columns_read_the_same() -> None:
     b_ids, b_keys, b_enc = Columnar(policy.compiled, batch.schema).decide(batch.slice(3, 20), when)
     assert [a_keys[i] for i in a_ids] == [b_keys[i] for i in b_ids]
     assert a_enc.rejects == b_enc.rejects == {2: [("control_reason", "is required but missing")]}
+
+
+def test_policies_with_arithmetic_are_decided_row_by_row_with_the_same_rules() -> None:
+    """Computed numbers have no encoded form yet: each row is validated and decided by the compiled rules."""
+    policy = api.load(ROOT / "fixtures" / "language" / "numbers.policy")
+    enum = policy.compiled.program.facts["category"].type.enum or ""
+    categories = policy.compiled.program.enums[enum]
+    rows = [
+        {"category": categories[i % len(categories)], "item_value": Decimal(1000 + 37 * i), "part_value": Decimal(i * 13) / 4,
+         "freight": None if i % 3 else Decimal(12), "discount": None if i % 2 else Decimal("7.5")}
+        for i in range(40)
+    ]  # fmt: skip
+    rows.append({**rows[0], "category": "nope"})
+    schema = pa.schema(
+        [
+            ("category", pa.string()),
+            ("item_value", pa.decimal128(12, 2)),
+            ("part_value", pa.decimal128(12, 2)),
+            ("freight", pa.decimal128(12, 2)),
+            ("discount", pa.decimal128(12, 2)),
+        ]
+    )
+    batch = as_batch(rows, schema)
+    when = policy.info.effective
+    ids, keys, encoded = Columnar(policy.compiled, batch.schema).decide(batch, when)
+    assert list(encoded.rejects) == [40] and encoded.rejects[40][0][0] == "category"
+    for i, row in enumerate(rows[:40]):
+        case = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items() if v is not None}
+        assert keys[ids[i]] == expected_key(
+            policy.compiled, {k: Decimal(v) if k != "category" else v for k, v in case.items()}, when
+        )
