@@ -32,6 +32,7 @@ from engine import syntax as s
 from engine.api import Environment, default_environment, policy_files
 from engine.checker import CheckResult
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
+from engine.grammar import item_keywords
 from engine.grammar import parser as lark_parser
 from engine.parser import parse
 from engine.registry import VersionEntry, read_versions
@@ -1003,18 +1004,7 @@ def version_hash(path: Path) -> str:
     return hashlib.sha256(_without_ends(text).encode("utf-8")).hexdigest()
 
 
-_ITEM_KEYWORDS = {
-    "USE",
-    "ENUM",
-    "FACT",
-    "GROUP",
-    "TABLE",
-    "DEFINE",
-    "DECISION",
-    "OBLIGATION",
-    "RECOMMENDATION",
-    "RULE",
-}
+_ITEM_KEYWORDS = {keyword.upper() for keyword in item_keywords()}  # Lark names a keyword token by its word
 
 
 def _without_ends(text: str) -> str:
