@@ -50,6 +50,7 @@ class UnsafeFormat(Exception):
 
 def format_text(text: str, path: str = "<string>") -> str:
     """The canonical layout of a file's text; raises `FormatError` or `UnsafeFormat`."""
+    text = text.removeprefix("\ufeff")  # a leading BOM is ignored (engine/parser.py) and not written back
     result = parse(text, path)
     if result.diagnostics or result.tree is None:
         raise FormatError(result.diagnostics)
@@ -453,7 +454,10 @@ def _field_value(item: s.HeaderField) -> str:
 
 def _type(type_expr: s.TypeExpr) -> str:
     optional = "optional " if type_expr.optional else ""
-    return f"{optional}{'set of ' if type_expr.is_set else ''}{type_expr.name}"
+    scale = ""
+    if type_expr.scale is not None and type_expr.rounding is not None:
+        scale = f" scale {type_expr.scale} rounding {type_expr.rounding.name}"
+    return f"{optional}{'set of ' if type_expr.is_set else ''}{type_expr.name}{scale}"
 
 
 def _outcome(outcome: s.Outcome) -> str:
