@@ -21,6 +21,7 @@ from engine.errors import CaseError, Diagnostic, PolicyError, UsageError, render
 from engine.parser import parse
 from engine.render import FORMATS, render_decision
 from engine.syntax import to_data
+from engine.terminal import use_color
 
 
 def fail_usage(exc: UsageError) -> NoReturn:
@@ -34,7 +35,7 @@ def fail_usage(exc: UsageError) -> NoReturn:
 
 def report_policy_error(exc: PolicyError) -> NoReturn:
     """Print every diagnostic of a policy that failed to load, and exit 1."""
-    click.echo(render_all(exc.diagnostics, exc.sources, color=sys.stderr.isatty()), err=True)
+    click.echo(render_all(exc.diagnostics, exc.sources, color=use_color(sys.stderr)), err=True)
     sys.exit(1)
 
 
@@ -119,7 +120,7 @@ def parse_command(file: str, fmt: str) -> None:
     text = Path(file).read_text(encoding="utf-8")
     result = parse(text, file)
     if result.diagnostics:
-        click.echo(render_all(result.diagnostics, {file: text}, color=sys.stderr.isatty()), err=True)
+        click.echo(render_all(result.diagnostics, {file: text}, color=use_color(sys.stderr)), err=True)
         sys.exit(1)
     click.echo(json.dumps(to_data(result.tree), indent=2, ensure_ascii=False))
 
@@ -139,7 +140,7 @@ def check_command(paths: tuple[str, ...], fmt: str) -> None:
         click.echo(json.dumps([d.model_dump(mode="json") for d in diagnostics], indent=2))
     else:
         if diagnostics:
-            click.echo(render_all(diagnostics, sources, color=sys.stdout.isatty()) + "\n")
+            click.echo(render_all(diagnostics, sources, color=use_color(sys.stdout)) + "\n")
         warnings = len(diagnostics) - errors
         click.echo(f"checked {len(results)} file(s): {errors} error(s), {warnings} warning(s)")
     sys.exit(1 if errors else 0)

@@ -7,7 +7,6 @@ one case file; the work is done by `engine.diff`, this module only wires options
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,6 +18,7 @@ import click
 from engine import diff as d
 from engine.cli import DATE, fail_usage, report_policy_error
 from engine.errors import PolicyError, UsageError
+from engine.terminal import use_color
 
 GIT_PREFIX = "git:"
 
@@ -154,7 +154,7 @@ def _against(specs: list[str], against: str, at: date | None, stack: ExitStack) 
 
 def _emit(report: d.DiffReport, fmt: str, output: Path | None) -> None:
     """Write the report to the file or stdout; colour only for text on a terminal."""
-    color = output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    color = output is None and fmt == "text" and use_color(sys.stdout)
     text = d.render(report, fmt, color=color)
     if output is None:
         click.echo(text, nl=False)

@@ -15,6 +15,7 @@ import click
 from engine.cli import fail_usage
 from engine.errors import UsageError, render_all
 from engine.linter import CODES, LintConfig, lint
+from engine.terminal import use_color
 
 
 @click.command("lint")
@@ -55,7 +56,7 @@ def command(
         click.echo(json.dumps([d.model_dump(mode="json") for d in result.findings], indent=2))
     else:
         if result.findings:
-            click.echo(render_all(result.findings, result.sources, color=sys.stdout.isatty()) + "\n")
+            click.echo(render_all(result.findings, result.sources, color=use_color(sys.stdout)) + "\n")
         warnings = len(result.findings) - result.errors
         click.echo(f"linted {len(result.files)} file(s): {result.errors} error(s), {warnings} warning(s)")
     sys.exit(1 if result.errors else 0)
