@@ -107,7 +107,29 @@ def read_case(source: str) -> dict[str, Any]:
     return data
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`policy --version`: the installed distribution's version (read only when asked, it costs a lookup)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("policy-engine")
+    except PackageNotFoundError:
+        number = "unknown (not installed: running from a source checkout)"
+    click.echo(f"policy {number} (Python {sys.version.split()[0]})")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the engine's version and exit.",
+)
 def main() -> None:
     """Check, evaluate, explain and compare versioned licensing policies."""
 
