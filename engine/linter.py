@@ -301,7 +301,8 @@ def _rule_hygiene(tree: s.SourceFile) -> list[Diagnostic]:
                     "missing-citation",
                     f"rule `{rule.id.name}` cites no source",
                     rule.id.span,
-                    'say which paragraph it implements: `cite "15 CFR 742.7(b)(1)"`',
+                    'add a line `cite "..."` under the rule\'s description naming the section or '
+                    "paragraph of the text it implements",
                 )
             )
         if not rule.description:
