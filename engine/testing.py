@@ -28,6 +28,10 @@ RESERVED = ("case", "version", "obligations", "recommendations", "why")
 
 Status = Literal["pass", "fail", "error"]
 
+#: The header line of an expectation table, however TOML allows it to be written
+#: (`[[expect]]`, `[[ expect ]]`, `[["expect"]]`, with a trailing comment).
+_EXPECT_HEADER = re.compile(r"""^\s*\[\[\s*(?:expect|"expect"|'expect')\s*\]\]\s*(?:#.*)?$""")
+
 
 @dataclass(frozen=True)
 class Expectation:
@@ -121,7 +125,7 @@ def _read_file(path: Path) -> tuple[list[Expectation], list[Diagnostic]]:
         line = int(m.group(1)) if (m := re.search(r"line (\d+)", str(exc))) else 0
         return [], [_problem(path, line, f"not valid TOML: {exc}")]
     tables = data.get("expect", [])
-    lines = [n for n, row in enumerate(text.splitlines(), 1) if row.strip() == "[[expect]]"]
+    lines = [n for n, row in enumerate(text.splitlines(), 1) if _EXPECT_HEADER.match(row)]
     found: list[Expectation] = []
     problems: list[Diagnostic] = []
     for index, table in enumerate(tables if isinstance(tables, list) else []):

@@ -164,3 +164,14 @@ def test_default_intent_folder_is_fixtures_intent(in_root: Path) -> None:
     result = CliRunner().invoke(main, ["test"])
     assert result.exit_code == 0, result.output[-2000:]
     assert f"{len(EXPECTATIONS)} expectation(s)" in result.output
+
+
+@pytest.mark.parametrize("header", ["[[ expect ]]", '[["expect"]]', "  [[expect]]  # the second case"])
+def test_a_failure_points_at_its_own_table_however_the_header_is_spaced(project: Path, header: str) -> None:
+    """TOML allows spaces, quotes and a comment in a table header; the reported line is still that table's."""
+    text = BETA_OK.replace('outcome = "none"', 'outcome = "denied"').replace("[[expect]]", header)
+    _intent(project, "beta", text)
+    result = _run("intent")
+    assert result.exit_code == 1
+    second = text.splitlines().index(header, 2) + 1
+    assert f"expectation at intent/beta.toml:{second}\n" in result.output
