@@ -11,9 +11,11 @@ and the text, Markdown and HTML reports are jinja2 templates over the same model
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import re
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -376,32 +378,73 @@ def latest_two(folder: Path, at: date | None) -> tuple[Side, Side]:
     return side_from_entry(older, older.version, at), side_from_entry(newer, newer.version, at)
 
 
-@contextmanager
-def git_copy(path: Path, revision: str) -> Iterator[Path]:
-    """The file as committed at `revision`, written beside the original so relative `use` paths resolve.
-
-    The copy is hidden and does not end in `.policy`, so folder scans by other tools never
-    pick it up; it is removed on exit whatever happens.
-    """
-    command = ["git", "-C", str(path.parent), "show", f"{revision}:./{path.name}"]
+def _git(cwd: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess[Any]:
+    """Run git in `cwd`; a missing git is a usage error, not a traceback."""
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=False)
+        return subprocess.run(
+            ["git", "-C", str(cwd), *args], capture_output=True, check=False, text=not binary
+        )
     except OSError as exc:
         raise UsageError(f"cannot run git: {exc.strerror}", "install git, or compare two files") from None
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["git show failed"])[-1]
+
+
+def verify_revision(cwd: Path, revision: str) -> str:
+    """The commit `revision` names, checked before git sees it anywhere else.
+
+    A revision is user input that reaches git's command line: one starting with `-` would be
+    read as an option (`git:--output=PATH` makes git write a file), so it is refused outright,
+    and the rest is resolved with `rev-parse --verify --end-of-options REV^{commit}` so only a
+    commit id ever reaches `git archive`.
+    """
+    if not revision or revision.startswith("-") or any(c in revision for c in "\0\n\r"):
+        raise UsageError(
+            f"`git:{revision}` is not a git revision", "write --against git:HEAD (or a branch, tag or commit)"
+        )
+    proc = _git(cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
+    commit = proc.stdout.strip() if proc.returncode == 0 else ""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise UsageError(
+            f"`{revision}` is not a commit of the repository holding `{cwd}`",
+            "`git log --oneline` lists commits; a branch, tag, HEAD~N or commit id all work",
+        )
+    return commit
+
+
+@contextmanager
+def git_tree(path: Path, revision: str) -> Iterator[Path]:
+    """`path` as it is in the policy tree committed at `revision`: the file inside a temporary copy.
+
+    The whole top-level folder holding the file (e.g. `policies/`, with the shared
+    vocabularies and tables) is exported with `git archive`, so the `use` and table paths of
+    the committed version resolve to their committed files too. The copy is removed on exit.
+    """
+    cwd = path.resolve().parent
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise UsageError(f"`{path}` is not in a git repository", "--against git:REV needs a git checkout")
+    root = Path(top.stdout.strip()).resolve()
+    commit = verify_revision(cwd, revision)
+    relative = path.resolve().relative_to(root)
+    tree = relative.parts[0] if len(relative.parts) > 1 else "."
+    archive = _git(root, "archive", "--format=tar", commit, "--", tree, binary=True)
+    if archive.returncode != 0:
+        reason = (archive.stderr.decode("utf-8", "replace").strip().splitlines() or ["git archive failed"])[
+            -1
+        ]
         raise UsageError(
             f"cannot read `{path}` at `{revision}`: {reason}",
             "is the file committed at that revision? `git log -- FILE` lists its commits",
         )
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.git-", suffix=".tmp")
-    copy = Path(name)
-    try:
-        with open(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(proc.stdout)
+    with tempfile.TemporaryDirectory(prefix="policy-diff-git-") as scratch:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(scratch, filter="data")
+        copy = Path(scratch) / relative
+        if not copy.is_file():
+            raise UsageError(
+                f"cannot read `{path}` at `{revision}`: the file is not in that commit",
+                "is the file committed at that revision? `git log -- FILE` lists its commits",
+            )
         yield copy
-    finally:
-        copy.unlink(missing_ok=True)
 
 
 def policy_file(spec: Spec) -> Path:

@@ -35,7 +35,7 @@ GIT_PREFIX = "git:"
 @click.option(
     "--against",
     metavar="git:REV",
-    help="Compare the working copy of one policy file with the version committed at REV (e.g. git:HEAD).",
+    help="Compare the working copy of one policy file with the policy tree committed at REV (e.g. git:HEAD).",
 )
 @click.option(
     "--at",
@@ -135,7 +135,7 @@ def _sides(specs: list[str], against: str | None, at: date | None) -> Iterator[t
 
 
 def _against(specs: list[str], against: str, at: date | None, stack: ExitStack) -> tuple[d.Side, d.Side]:
-    """`FILE --against git:REV`: the committed file (before) against the working copy (after)."""
+    """`FILE --against git:REV`: the file in the policy tree at REV (before) against the working copy (after)."""
     if not against.startswith(GIT_PREFIX) or len(against) == len(GIT_PREFIX):
         raise UsageError(
             f"`--against {against}` is not a git revision", "write --against git:HEAD (or git:REV)"
@@ -146,7 +146,7 @@ def _against(specs: list[str], against: str, at: date | None, stack: ExitStack) 
         )
     revision = against[len(GIT_PREFIX) :]
     file = d.policy_file(d.Spec.parse(specs[0]))
-    copy = stack.enter_context(d.git_copy(file, revision))
+    copy = stack.enter_context(d.git_tree(file, revision))
     before = d.side_from_file(copy, against, at, display=f"{against}:{file}")
     after = d.side_from_file(file, "working copy", at, display=str(file))
     return before, after
