@@ -352,7 +352,11 @@ def resolve_spec(spec: Spec, at: date | None) -> Side:
 
 
 def _side_in_folder(folder: Path, selector: str, at: date | None) -> Side:
-    """A version name wins; otherwise a date picks the version in force and is the evaluation date."""
+    """A version name wins; otherwise a date picks the version in force and is the evaluation date.
+
+    The side is labelled with the version the date picked (the date shows as `evaluated_at`):
+    a report saying "not in 2099-01-01" would name no version at all.
+    """
     entries = read_versions(folder)
     if any(selector in (e.version, e.path.stem) for e in entries):
         return side_from_entry(select_version(folder, version=selector), selector, at)
@@ -363,7 +367,8 @@ def _side_in_folder(folder: Path, selector: str, at: date | None) -> Side:
         hint = difflib.get_close_matches(selector, names, n=1)
         help_line = f"its versions are {', '.join(names)}" + (f"; did you mean `{hint[0]}`?" if hint else "")
         raise UsageError(f"`{folder.name}` has no version `{selector}`", help_line) from None
-    return side_from_entry(select_version(folder, at=when), selector, at or when)
+    entry = select_version(folder, at=when)
+    return side_from_entry(entry, entry.version, at or when)  # label the version, not the date
 
 
 def latest_two(folder: Path, at: date | None) -> tuple[Side, Side]:
