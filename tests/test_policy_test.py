@@ -175,3 +175,37 @@ def test_a_failure_points_at_its_own_table_however_the_header_is_spaced(project:
     assert result.exit_code == 1
     second = text.splitlines().index(header, 2) + 1
     assert f"expectation at intent/beta.toml:{second}\n" in result.output
+
+
+def test_junit_report(project: Path) -> None:
+    """`--junit FILE` writes one testcase per expectation, a failure with the text report, and a count."""
+    import xml.etree.ElementTree as ET
+
+    _intent(project, "beta", BETA_OK.replace('outcome = "denied"', 'outcome = "approved"', 1))
+    result = _run("intent", "--junit", "report.xml")
+    assert result.exit_code == 1
+    root = ET.parse(project / "report.xml").getroot()
+    assert (root.tag, root.get("tests"), root.get("failures"), root.get("errors")) == (
+        "testsuites",
+        "2",
+        "1",
+        "0",
+    )
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == "beta"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert set(cases) == {"flagged@2020-01-01", "plain@2020-01-01"}
+    failure = cases["flagged@2020-01-01"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "outcome: expected approved, got denied"
+    assert "FAIL beta/flagged@2020-01-01" in (failure.text or "")
+    assert cases["flagged@2020-01-01"].get("line") == "2"
+    assert cases["plain@2020-01-01"].find("failure") is None
+    assert not list(project.glob(".report.xml.*"))
+
+
+def test_junit_into_a_missing_folder_is_a_usage_error(project: Path) -> None:
+    _intent(project, "beta", BETA_OK)
+    result = _run("intent", "--junit", "no/such/folder/report.xml")
+    assert result.exit_code == 2
+    assert "cannot write `no/such/folder/report.xml`" in result.output

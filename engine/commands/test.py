@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
+from engine.cli import fail_usage
 from engine.coverage import collect, report_data, report_lines, total_percent
-from engine.errors import render_all
+from engine.errors import UsageError, render_all
 from engine.registry import read_versions
 from engine.testing import Result, Runner, failure_text, load_expectations, result_data
 
@@ -46,6 +47,13 @@ DEFAULT_INTENT = "fixtures/intent"
     help="Fail when total coverage is below PERCENT (implies --coverage).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the results as JUnit XML to FILE (for CI test reports).",
+)
 def command(
     paths: tuple[str, ...],
     policies: Path,
@@ -53,6 +61,7 @@ def command(
     with_coverage: bool,
     min_coverage: float | None,
     fmt: str,
+    junit_path: Path | None,
 ) -> None:
     """Check that every case comes out as its intent file (default fixtures/intent) says."""
     if not paths and not Path(DEFAULT_INTENT).is_dir():
@@ -67,12 +76,26 @@ def command(
     untested = _untested(policies, {(e.policy, e.version) for e in expectations})
     measure = with_coverage or min_coverage is not None
     below = min_coverage is not None and total_percent(versions) < min_coverage
+    if junit_path is not None:
+        _write_junit(results, junit_path)
     if fmt == "json":
         _json(results, versions if measure else None, min_coverage, untested)
     else:
         _text(results, versions if measure else None, min_coverage, below, untested)
     failed = any(r.status != "pass" for r in results)
     sys.exit(1 if failed or below else 0)
+
+
+def _write_junit(results: list[Result], path: Path) -> None:
+    """The JUnit report; a folder that cannot be written is a usage error, not a traceback."""
+    from engine.junit import write_junit
+
+    try:
+        write_junit(results, path)
+    except OSError as exc:
+        fail_usage(
+            UsageError(f"cannot write `{path}`: {exc.strerror}", "check the folder exists and is writable")
+        )
 
 
 def _untested(policies: Path, tested: set[tuple[str, str]]) -> list[str]:
