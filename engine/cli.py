@@ -150,8 +150,22 @@ def parse_command(file: str, fmt: str) -> None:
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check_command(paths: tuple[str, ...], fmt: str) -> None:
+@click.option("--watch", is_flag=True, help="Check again whenever one of the files changes (Ctrl-C stops).")
+def check_command(paths: tuple[str, ...], fmt: str, watch: bool) -> None:
     """Parse and check policy files and folders; report every problem (exit 1 if any error)."""
+    if not watch:
+        _check_once(paths, fmt)
+        return
+    from engine.watch import watch_loop
+
+    try:
+        watch_loop(paths, lambda: _check_once(paths, fmt))
+    except UsageError as exc:
+        fail_usage(exc)
+
+
+def _check_once(paths: tuple[str, ...], fmt: str) -> None:
+    """One `policy check` run, ending in `sys.exit` with its status (the watch loop catches it)."""
     results = api.check(paths)
     diagnostics: list[Diagnostic] = sorted(
         {d for r in results for d in r.diagnostics}, key=Diagnostic.sort_key

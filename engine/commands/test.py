@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -54,6 +55,9 @@ DEFAULT_INTENT = "fixtures/intent"
     metavar="FILE",
     help="Also write the results as JUnit XML to FILE (for CI test reports).",
 )
+@click.option(
+    "--watch", is_flag=True, help="Run again whenever a policy, case or intent file changes (Ctrl-C stops)."
+)
 def command(
     paths: tuple[str, ...],
     policies: Path,
@@ -62,10 +66,33 @@ def command(
     min_coverage: float | None,
     fmt: str,
     junit_path: Path | None,
+    watch: bool,
 ) -> None:
     """Check that every case comes out as its intent file (default fixtures/intent) says."""
     if not paths and not Path(DEFAULT_INTENT).is_dir():
         raise click.UsageError(f"no intent files given and no `{DEFAULT_INTENT}` folder here")
+    run_once = partial(_run, paths, policies, cases, with_coverage, min_coverage, fmt, junit_path)
+    if not watch:
+        run_once()
+        return
+    from engine.watch import watch_loop
+
+    try:
+        watch_loop([policies, cases, *(paths or [DEFAULT_INTENT])], run_once)
+    except UsageError as exc:
+        fail_usage(exc)
+
+
+def _run(
+    paths: tuple[str, ...],
+    policies: Path,
+    cases: Path,
+    with_coverage: bool,
+    min_coverage: float | None,
+    fmt: str,
+    junit_path: Path | None,
+) -> None:
+    """One run: load, evaluate, report, and exit with the status (the watch loop catches the exit)."""
     expectations, problems = load_expectations(paths or [DEFAULT_INTENT])
     if problems:
         click.echo(render_all(problems), err=True)
