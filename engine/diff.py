@@ -883,9 +883,17 @@ def compare(
     *,
     cases_from: str,
     single: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> DiffReport:
-    """Diff every case; unchanged cases are counted but only kept when one case was asked for."""
-    diffs = [compare_case(c, before, after) for c in cases]
+    """Diff every case; unchanged cases are counted but only kept when one case was asked for.
+
+    `progress` is called with each case's name once it is compared (the CLI's counter line).
+    """
+    diffs = []
+    for case in cases:
+        diffs.append(compare_case(case, before, after))
+        if progress is not None:
+            progress(case.name)
     kept = diffs if single else [d for d in diffs if d.status != "unchanged"]
     return DiffReport(
         mode="case" if single else "cases",

@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -153,13 +153,20 @@ class LintResult:
 
 
 def lint(
-    paths: Iterable[str | Path], config: LintConfig | None = None, *, update_lock: bool = False
+    paths: Iterable[str | Path],
+    config: LintConfig | None = None,
+    *,
+    update_lock: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> LintResult:
-    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked."""
+    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked.
+
+    `progress` is called with each file's name once it is checked (the CLI's counter line).
+    """
     run = _Run(config or LintConfig())
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
-    findings = run.lint(files)
+    findings = run.lint(files, progress)
     return LintResult(findings, run.sources, files, locks)
 
 
@@ -179,11 +186,13 @@ class _Run:
             self.sources.update(result.sources)
         return self._checked[key]
 
-    def lint(self, files: list[Path]) -> list[Diagnostic]:
+    def lint(self, files: list[Path], progress: Callable[[str], None] | None = None) -> list[Diagnostic]:
         raw: list[Diagnostic] = []
         trees: dict[Path, s.SourceFile] = {}
         for path in files:
             result = self.check(path)
+            if progress is not None:
+                progress(str(path))
             raw += result.diagnostics
             tree = _tree(path, self.sources)
             if tree is None:

@@ -50,3 +50,40 @@ def test_every_colouring_command_honours_no_color(
     plain = CliRunner().invoke(main, args, color=True)
     assert ESC not in plain.output
     assert plain.exit_code == painted.exit_code
+
+
+def test_counter_draws_only_on_a_terminal_and_erases_itself() -> None:
+    from engine.terminal import Counter
+
+    tty, pipe = _Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        with Counter("work:", 3, stream=stream, interval=0) as counter:
+            for name in ("a", "b", "c"):
+                counter.step(name)
+    assert pipe.getvalue() == ""
+    drawn = tty.getvalue()
+    assert "\rwork: 1/3 a" in drawn and "\rwork: 3/3 c" in drawn
+    assert drawn.endswith("\r" + " " * len("work: 1/3 a") + "\r")
+    assert ESC not in drawn  # carriage returns and spaces only
+
+
+PROGRESS_COMMANDS = [
+    (["test"], "policy test:"),
+    (["lint", "policies"], "policy lint:"),
+    (["diff", "policies/ear-742.7@2020-03-09", "@2020-10-06", "--cases", "fixtures/cases"], "policy diff:"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "prefix"), PROGRESS_COMMANDS, ids=lambda a: a[0] if isinstance(a, list) else ""
+)
+def test_diff_test_and_lint_show_progress_on_stderr_only_on_a_terminal(
+    args: list[str], prefix: str, in_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.terminal, "_is_tty", lambda stream: True)
+    watched = CliRunner().invoke(main, args)
+    assert f"\r{prefix} 1/" in watched.stderr and "\r" not in watched.stdout
+    monkeypatch.setattr(engine.terminal, "_is_tty", lambda stream: False)
+    piped = CliRunner().invoke(main, args)
+    assert prefix not in piped.stderr
+    assert piped.stdout == watched.stdout

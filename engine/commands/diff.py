@@ -18,7 +18,7 @@ import click
 from engine import diff as d
 from engine.cli import DATE, fail_usage, report_policy_error
 from engine.errors import PolicyError, UsageError
-from engine.terminal import use_color
+from engine.terminal import Counter, use_color
 
 GIT_PREFIX = "git:"
 
@@ -72,8 +72,15 @@ def command(
     try:
         specs, case_file = _split_case(targets)
         inputs, cases_from = _cases(case_file, cases_dir)
-        with _sides(specs, against, at) as (before, after):
-            report = d.compare(before, after, inputs, cases_from=cases_from, single=case_file is not None)
+        with _sides(specs, against, at) as (before, after), Counter("policy diff:", len(inputs)) as counter:
+            report = d.compare(
+                before,
+                after,
+                inputs,
+                cases_from=cases_from,
+                single=case_file is not None,
+                progress=counter.step,
+            )
     except UsageError as exc:
         fail_usage(exc)
     except PolicyError as exc:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import click
 
+from engine.api import policy_files
 from engine.cli import fail_usage
 from engine.errors import UsageError, render_all
 from engine.linter import CODES, LintConfig, lint
-from engine.terminal import use_color
+from engine.terminal import Counter, use_color
 
 
 @click.command("lint")
@@ -47,7 +48,8 @@ def command(
         )
     try:
         config = LintConfig.load(config_path)
-        result = lint(paths, config, update_lock=update_lock)
+        with Counter("policy lint:", len(policy_files(paths))) as counter:
+            result = lint(paths, config, update_lock=update_lock, progress=counter.step)
     except UsageError as exc:
         fail_usage(exc)
     for lock in result.locks_written:

@@ -17,6 +17,7 @@ from engine.cli import fail_usage
 from engine.coverage import collect, report_data, report_lines, total_percent
 from engine.errors import UsageError, render_all
 from engine.registry import read_versions
+from engine.terminal import Counter
 from engine.testing import Result, Runner, failure_text, load_expectations, result_data
 
 DEFAULT_INTENT = "fixtures/intent"
@@ -98,7 +99,11 @@ def _run(
         click.echo(render_all(problems), err=True)
         sys.exit(2)
     runner = Runner(policies, cases)
-    results = [runner.run(e) for e in expectations]
+    with Counter("policy test:", len(expectations)) as counter:
+        results = []
+        for expectation in expectations:
+            results.append(runner.run(expectation))
+            counter.step(expectation.id)
     versions = collect(r.decision for r in results if r.decision is not None)
     untested = _untested(policies, {(e.policy, e.version) for e in expectations})
     measure = with_coverage or min_coverage is not None
