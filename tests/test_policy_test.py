@@ -209,3 +209,62 @@ def test_junit_into_a_missing_folder_is_a_usage_error(project: Path) -> None:
     result = _run("intent", "--junit", "no/such/folder/report.xml")
     assert result.exit_code == 2
     assert "cannot write `no/such/folder/report.xml`" in result.output
+
+
+INLINE = """
+[[expect]]
+case = "inline-flagged"
+version = "2020-01-01"
+outcome = "denied"
+why = "The beta flag denies."
+
+[expect.input]
+color = "red"
+colors = ["red"]
+flag = false
+size = 1
+beta_only = true
+unused_fact = false
+"""
+
+
+def test_a_case_can_be_written_inline(project: Path) -> None:
+    """OpenFisca-style: the facts in the expectation itself, no case file."""
+    _intent(project, "beta", INLINE)
+    result = _run("intent")
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("1 expectation(s) over 1 policy(ies): 1 passed, 0 failed, 0 error(s)\n")
+
+
+def test_an_inline_case_is_validated_like_a_case_file(project: Path) -> None:
+    _intent(project, "beta", INLINE.replace("size = 1", 'size = "big"'))
+    result = _run("intent")
+    assert result.exit_code == 1
+    assert "ERROR beta/inline-flagged@2020-01-01" in result.output
+    assert "the case does not fit the policy's facts: size:" in result.output
+
+
+def test_inline_toml_dates_read_as_iso_strings() -> None:
+    from datetime import date
+
+    from engine.testing import _json_facts
+
+    assert _json_facts({"on": date(2021, 1, 2), "r": {"d": [date(2020, 3, 9)]}}) == {
+        "on": "2021-01-02",
+        "r": {"d": ["2020-03-09"]},
+    }
+
+
+def test_inline_input_and_a_case_file_of_the_same_name_is_an_error(project: Path) -> None:
+    (project / "cases" / "inline-flagged.json").write_text(json.dumps(CASE))
+    _intent(project, "beta", INLINE)
+    result = _run("intent")
+    assert result.exit_code == 1
+    assert "has inline `input` and a case file `cases/inline-flagged.json`: keep one" in result.output
+
+
+def test_input_must_be_a_table(project: Path) -> None:
+    _intent(project, "beta", '[[expect]]\ncase = "x"\nversion = "2020-01-01"\ninput = "flagged"\n')
+    result = _run("intent")
+    assert result.exit_code == 2
+    assert "`input` must be a table of facts" in result.output
