@@ -22,6 +22,19 @@ from engine.models import Decision
 from engine.registry import select_version
 from engine.runtime import CompiledPolicy, RawTrace, Resolution, content_hash
 
+#: A date as the API takes it: a `datetime.date`, or its ISO form `YYYY-MM-DD`.
+DateLike = date | str
+
+
+def as_date(value: DateLike | None) -> date | None:
+    """A date from a `date` or an ISO `YYYY-MM-DD` string; a bad string is a `UsageError`, not a traceback."""
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"`{value}` is not a date", "write the date as YYYY-MM-DD") from None
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -48,25 +61,27 @@ class Policy:
     def info(self) -> Any:
         return self.compiled.info
 
-    def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
+    def evaluate(
+        self, case: Mapping[str, Any], *, trace: bool = False, at: DateLike | None = None
+    ) -> Decision:
         """Decide one case (a dict of facts). Raises `CaseError` for invalid input.
 
         Reference tables are read as of `at`, else the date given to `load`, else the version's
         effective date.
         """
-        return self.compiled.evaluate(case, trace=trace, at=at or self.at)
+        return self.compiled.evaluate(case, trace=trace, at=as_date(at) or self.at)
 
-    def decide_trusted(self, case: Mapping[str, Any], *, at: date | None = None) -> Resolution:
+    def decide_trusted(self, case: Mapping[str, Any], *, at: DateLike | None = None) -> Resolution:
         """The raw path for cases your own code produced and vouches for: no validation, no models.
 
         Returns the cached `Resolution` (decision values, obligations, fired rules). Sets may be
         lists, dates must be `datetime.date`. Undefined for invalid input: use `evaluate` then.
         """
-        return self.compiled.decide_trusted(case, at=at or self.at)
+        return self.compiled.decide_trusted(case, at=as_date(at) or self.at)
 
-    def explain_trusted(self, case: Mapping[str, Any], *, at: date | None = None) -> RawTrace:
+    def explain_trusted(self, case: Mapping[str, Any], *, at: DateLike | None = None) -> RawTrace:
         """Every condition's value for a trusted case, before building the pydantic trace."""
-        return self.compiled.explain_trusted(case, at=at or self.at)
+        return self.compiled.explain_trusted(case, at=as_date(at) or self.at)
 
     def validate(self, case: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a case without deciding it; returns the normalised facts."""
@@ -107,8 +122,12 @@ def _no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def load(path: str | Path, *, version: str | None = None, at: date | None = None) -> Policy:
-    """Check and compile a policy version; raises `PolicyError` with every diagnostic if it has errors."""
+def load(path: str | Path, *, version: str | None = None, at: DateLike | None = None) -> Policy:
+    """Check and compile a policy version; raises `PolicyError` with every diagnostic if it has errors.
+
+    `at` (a date or `YYYY-MM-DD`) picks the version in force on that day and dates the tables.
+    """
+    at = as_date(at)
     file = resolve_path(path, version=version, at=at)
     with _no_gc_pauses():
         policy = _load_file(file)

@@ -621,7 +621,8 @@ class _Checker:
     def _resolve(self, expr: s.Expr, expected: p.Type | None) -> p.Node | None:
         """Resolve names and compute the type of an expression; None after reporting an error."""
         handler = getattr(self, "_resolve_" + type(expr).__name__.lower())
-        return handler(expr, expected)
+        resolved: p.Node | None = handler(expr, expected)
+        return resolved
 
     def _resolve_ref(self, ref: s.Ref, expected: p.Type | None) -> p.Node | None:
         assert self.program is not None

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine import api
 from engine import program as p
 from engine import syntax as s
-from engine.errors import CaseError, UsageError
+from engine.errors import CaseError, UsageError, VersionError
 from engine.models import ConditionTrace, Decision, OutcomeItem, RuleRef, RuleStatus, RuleTrace
 from engine.registry import VersionEntry, read_versions, select_version
 from engine.render import format_value, new_environment
@@ -366,7 +366,7 @@ def _side_in_folder(folder: Path, selector: str, at: date | None) -> Side:
         names = [e.version for e in entries]
         hint = difflib.get_close_matches(selector, names, n=1)
         help_line = f"its versions are {', '.join(names)}" + (f"; did you mean `{hint[0]}`?" if hint else "")
-        raise UsageError(f"`{folder.name}` has no version `{selector}`", help_line) from None
+        raise VersionError(f"`{folder.name}` has no version `{selector}`", help_line) from None
     entry = select_version(folder, at=when)
     return side_from_entry(entry, entry.version, at or when)  # label the version, not the date
 
@@ -375,7 +375,7 @@ def latest_two(folder: Path, at: date | None) -> tuple[Side, Side]:
     """The two most recent versions of a folder (by effective date), whatever their status."""
     entries = read_versions(folder)
     if len(entries) < 2:
-        raise UsageError(
+        raise VersionError(
             f"`{folder}` has {len(entries)} version(s); a diff needs two",
             "name two versions (FOLDER@A FOLDER@B), or compare a file with --against git:HEAD",
         )

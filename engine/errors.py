@@ -88,37 +88,91 @@ class Diagnostic(BaseModel):
         return (self.file, self.line, self.column, self.code)
 
 
-class PolicyError(Exception):
+class Error(Exception):
+    """The base of every error the engine raises for a user's mistake.
+
+    Each carries `diagnostics`: coded, located findings (a policy file's line and column,
+    a case's field path), so an embedding application catches one type and reads one shape.
+    """
+
+    diagnostics: list[Diagnostic]
+
+    def __init__(self, message: str, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = list(diagnostics)
+        super().__init__(message)
+
+
+class PolicyError(Error):
     """Raised at the API boundary when a policy cannot be loaded or compiled.
 
     Carries every diagnostic that was collected, not only the first.
     """
 
     def __init__(self, diagnostics: Iterable[Diagnostic], sources: Mapping[str, str] | None = None):
-        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        ordered = sorted(diagnostics, key=Diagnostic.sort_key)
         self.sources = dict(sources or {})
-        super().__init__(render_all(self.diagnostics, self.sources, color=False))
+        super().__init__(render_all(ordered, self.sources, color=False), ordered)
 
 
-class CaseError(Exception):
+class CaseDiagnostic(Diagnostic):
+    """A problem in a case: where is the field path (`end_user.type`, `control_reason[1]`), not a line."""
+
+    field: str = "(case)"
+
+
+#: The reasons a case is rejected, by the code of the diagnostic that reports them.
+CASE_CODES = {
+    "invalid-case": "the case is not a JSON object of facts",
+    "invalid-json": "the case file is not valid JSON",
+    "missing-fact": "a required fact is missing",
+    "unknown-fact": "a field is not a fact of the policy",
+    "invalid-value": "a value has the wrong type or is outside its enumeration",
+}
+
+
+def case_problem(
+    field: str, reason: str, code: str = "invalid-value", source: str = "<case>"
+) -> CaseDiagnostic:
+    """One coded case diagnostic: the field path, the reason in plain words, where the case came from."""
+    return CaseDiagnostic(code=code, message=reason, file=source, field=field)
+
+
+class CaseError(Error):
     """Raised when a case does not satisfy the policy's fact declarations.
 
-    `problems` lists each bad field path with the reason, so an integrator can fix
-    all of them at once.
+    `diagnostics` holds one `CaseDiagnostic` per bad field (codes `missing-fact`,
+    `unknown-fact`, `invalid-value`, `invalid-case`), so an integrator can fix all of them at
+    once; `problems` is the same list as `(field path, reason)` pairs.
     """
 
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        lines = [f"  {path}: {reason}" for path, reason in problems]
-        super().__init__("invalid case:\n" + "\n".join(lines))
+    diagnostics: list[Diagnostic]
+
+    def __init__(self, problems: Iterable[CaseDiagnostic | tuple[str, str]]):
+        found = [p if isinstance(p, CaseDiagnostic) else case_problem(*p) for p in problems]
+        lines = [f"  {d.field}: {d.message}" for d in found]
+        super().__init__("invalid case:\n" + "\n".join(lines), found)
+        self.case_diagnostics = found
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        """Each bad field as (path, reason), in the order validation found them."""
+        return [(d.field, d.message) for d in self.case_diagnostics]
 
 
-class UsageError(Exception):
-    """A mistake in how the engine was asked to do something (unknown version, bad date)."""
+class UsageError(Error):
+    """A mistake in how the engine was asked to do something (unknown version, bad date, missing file)."""
+
+    code = "usage"
 
     def __init__(self, message: str, help: str | None = None):
         self.help = help
-        super().__init__(message)
+        super().__init__(message, [Diagnostic(code=self.code, message=message, file="<usage>", help=help)])
+
+
+class VersionError(UsageError):
+    """No single version of a policy folder answers the request: none in force, several, or an unknown name."""
+
+    code = "version"
 
 
 def _source_line(sources: Mapping[str, str], file: str, line: int) -> str | None:

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.testing import Result, failure_text
+from engine.intent import Result, failure_text
 
 __all__ = ["junit_xml", "write_junit"]
 

@@ -800,7 +800,7 @@ def _compare(op: str, left: Any, right: Any) -> bool | None:
         return None
     if isinstance(left, _Fresh) or isinstance(right, _Fresh):
         return {"=": left is right, "!=": left is not right}.get(op)  # order tests on fresh: opaque
-    return {
+    answer: bool = {
         "=": left == right,
         "!=": left != right,
         "<": left < right,
@@ -808,6 +808,7 @@ def _compare(op: str, left: Any, right: Any) -> bool | None:
         ">": left > right,
         ">=": left >= right,
     }[op]
+    return answer
 
 
 def _contains(collection: Any, item: Any) -> bool | None:

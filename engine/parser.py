@@ -355,7 +355,8 @@ class _Builder(Transformer[Token, Any]):
         return s.SourceFile(header, tuple(items), path=self._file)
 
     def header(self, children: list[Any]) -> s.Header:
-        return children[0]
+        header: s.Header = children[0]
+        return header
 
     @v_args(meta=True)
     def policy_header(self, meta: Any, children: list[Any]) -> s.Header:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Union
+from typing import Any, Union
 
 from engine import syntax as s
 from engine.errors import Span
@@ -52,7 +52,7 @@ NUMBER = Type("number")
 STRING = Type("string")
 DATE = Type("date")
 
-Value = Union[str, Decimal, date, bool, frozenset]
+Value = Union[str, Decimal, date, bool, frozenset[Any]]
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from engine.errors import UsageError
+from engine.errors import VersionError
 from engine.parser import parse
 
 
@@ -65,7 +65,9 @@ def select_version(
     """The version to evaluate: named, in force on a date, or in force today (else the latest in force)."""
     entries = read_versions(folder)
     if not entries:
-        raise UsageError(f"`{folder}` holds no `.policy` files", "a policy folder holds one file per version")
+        raise VersionError(
+            f"`{folder}` holds no `.policy` files", "a policy folder holds one file per version"
+        )
     if version is not None:
         return _named(entries, version, folder)
     when = at or today or date.today()
@@ -74,7 +76,7 @@ def select_version(
         return in_force[0]
     if len(in_force) > 1:
         names = ", ".join(e.version for e in in_force)
-        raise UsageError(
+        raise VersionError(
             f"several versions of `{folder.name}` are in force on {when}: {names}",
             "their effective dates overlap; fix the `ends` dates or name one with --version",
         )
@@ -82,7 +84,7 @@ def select_version(
         published = [e for e in entries if e.status == "in-force"]
         if published:
             return published[-1]
-    raise UsageError(
+    raise VersionError(
         _no_version_message(folder, entries, when), "name a date inside a window, or use --version"
     )
 
@@ -92,7 +94,7 @@ def _named(entries: list[VersionEntry], version: str, folder: Path) -> VersionEn
         if version in (entry.version, entry.path.stem):
             return entry
     names = ", ".join(e.version for e in entries)
-    raise UsageError(f"`{folder.name}` has no version `{version}`", f"its versions are {names}")
+    raise VersionError(f"`{folder.name}` has no version `{version}`", f"its versions are {names}")
 
 
 def _no_version_message(folder: Path, entries: list[VersionEntry], when: date) -> str:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from engine import program as p
 from engine import syntax as s
 from engine.compiler import CompiledRules, Tables, compile_program
-from engine.errors import CaseError
+from engine.errors import CaseDiagnostic, CaseError, case_problem
 from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
@@ -121,7 +121,13 @@ class CompiledPolicy:
         if fast is not None:
             return fast
         if not isinstance(case, Mapping):
-            raise CaseError([("(case)", f"a case is a JSON object, not {type(case).__name__}")])
+            raise CaseError(
+                [
+                    case_problem(
+                        "(case)", f"a case is a JSON object, not {type(case).__name__}", "invalid-case"
+                    )
+                ]
+            )
         data = {k: v for k, v in case.items() if not str(k).startswith("$")}
         try:
             model = self.case_model.model_validate(data)
@@ -156,7 +162,13 @@ class CompiledPolicy:
             key = tuple(self._decide_case(case, tables))
         except (KeyError, TypeError, AttributeError) as exc:
             raise CaseError(
-                [("(case)", f"is not a valid case ({exc!r}); use evaluate() for unchecked input")]
+                [
+                    case_problem(
+                        "(case)",
+                        f"is not a valid case ({exc!r}); use evaluate() for unchecked input",
+                        "invalid-case",
+                    )
+                ]
             ) from None
         return self._resolutions.get(key) or self.resolve(key)
 
@@ -164,7 +176,13 @@ class CompiledPolicy:
         """The raw trace of a trusted case (see `decide_trusted` for what trusted means)."""
         facts = self._trusted(case)
         if facts is None:
-            raise CaseError([("(case)", "is not a valid case; use evaluate() for unchecked input")])
+            raise CaseError(
+                [
+                    case_problem(
+                        "(case)", "is not a valid case; use evaluate() for unchecked input", "invalid-case"
+                    )
+                ]
+            )
         return self.explain_raw(facts, at=at)
 
     def explain_raw(self, facts: dict[str, Any], at: date | None = None) -> RawTrace:
@@ -449,18 +467,18 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
     }
 
 
-def _problem(error: Any) -> tuple[str, str]:
-    """One pydantic error as (field path, reason in plain words)."""
+def _problem(error: Any) -> CaseDiagnostic:
+    """One pydantic error as a coded case diagnostic: field path, reason in plain words."""
     path = ""
     for part in error.get("loc", ()):
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     path = path or "(case)"
     kind = error.get("type", "")
     if kind == "missing":
-        return path, "is required but missing"
+        return case_problem(path, "is required but missing", "missing-fact")
     if kind == "extra_forbidden":
-        return path, "is not a fact of this policy"
+        return case_problem(path, "is not a fact of this policy", "unknown-fact")
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return path, f"{error.get('input')!r} is not one of the allowed values ({expected})"
-    return path, error.get("msg", "is invalid")
+        return case_problem(path, f"{error.get('input')!r} is not one of the allowed values ({expected})")
+    return case_problem(path, str(error.get("msg", "is invalid")))

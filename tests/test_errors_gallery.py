@@ -41,7 +41,7 @@ def engine_codes(modules: tuple[str, ...] | None = None) -> tuple[set[str], set[
     """(diagnostic codes, codes the CLI prints for cases) found in the source of engine/*.py."""
     diagnostics: set[str] = set()
     printed: set[str] = set()
-    for source in sorted((ROOT / "engine").glob("*.py")):
+    for source in sorted((ROOT / "engine").rglob("*.py")):
         if modules is not None and source.name not in modules:
             continue
         text = source.read_text(encoding="utf-8")

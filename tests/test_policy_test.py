@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.testing import Runner, failure_text, load_expectations
+from engine.intent import Runner, failure_text, load_expectations
 
 ROOT = Path(__file__).resolve().parent.parent
 INTENT = ROOT / "fixtures" / "intent"
@@ -247,7 +247,7 @@ def test_an_inline_case_is_validated_like_a_case_file(project: Path) -> None:
 def test_inline_toml_dates_read_as_iso_strings() -> None:
     from datetime import date
 
-    from engine.testing import _json_facts
+    from engine.intent import _json_facts
 
     assert _json_facts({"on": date(2021, 1, 2), "r": {"d": [date(2020, 3, 9)]}}) == {
         "on": "2021-01-02",

@@ -30,7 +30,7 @@ from engine import program as p
 from engine import syntax as s
 from engine.checker import check_text
 from engine.errors import Diagnostic
-from engine.lexer import KEYWORDS as LEXER_KEYWORDS
+from engine.highlight import KEYWORDS as LEXER_KEYWORDS
 from engine.models import ConditionTrace, Decision
 from engine.parser import parse
 from tests.conftest import HEADER, LANGUAGE, ROOT

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import click
 
 from engine import batch
-from engine.cli import fail_usage, load_policy, version_options
+from engine.commands.options import fail_usage, load_policy, version_options
 from engine.errors import UsageError
 
 EXIT_INTERRUPTED = 130

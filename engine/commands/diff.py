@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from engine import diff as d
-from engine.cli import DATE, fail_usage, report_policy_error
+from engine.commands.options import DATE, fail_usage, report_policy_error
 from engine.errors import PolicyError, UsageError
 from engine.terminal import Counter, use_color
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from engine.commands.options import fail_usage, report_policy_error
 from engine.errors import PolicyError, UsageError
 from engine.policydocs import render_docs, stale_pages, write_pages
 
@@ -30,8 +31,6 @@ from engine.policydocs import render_docs, stale_pages, write_pages
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any page is missing or out of date.")
 def command(policies_dir: Path, out_dir: Path, check: bool) -> None:
     """Render every policy under POLICIES_DIR (default: policies) and each of its versions to Markdown."""
-    from engine.cli import fail_usage, report_policy_error  # late: engine.cli imports this module
-
     try:
         pages = render_docs(policies_dir, out_dir)
     except UsageError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from engine.api import policy_files
-from engine.cli import fail_usage
+from engine.commands.options import fail_usage
 from engine.errors import UsageError, render_all
 from engine.linter import CODES, LintConfig, lint
 from engine.terminal import Counter, use_color

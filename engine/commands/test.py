@@ -10,15 +10,16 @@ import json
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 
-from engine.cli import fail_usage
-from engine.coverage import collect, report_data, report_lines, total_percent
+from engine.commands.options import fail_usage
+from engine.coverage import VersionCoverage, collect, report_data, report_lines, total_percent
 from engine.errors import UsageError, render_all
+from engine.intent import Result, Runner, failure_text, load_expectations, result_data
 from engine.registry import read_versions
 from engine.terminal import Counter
-from engine.testing import Result, Runner, failure_text, load_expectations, result_data
 
 DEFAULT_INTENT = "fixtures/intent"
 
@@ -143,7 +144,11 @@ def _untested(policies: Path, tested: set[tuple[str, str]]) -> list[str]:
 
 
 def _text(
-    results: list[Result], versions: list | None, minimum: float | None, below: bool, untested: list[str]
+    results: list[Result],
+    versions: list[VersionCoverage] | None,
+    minimum: float | None,
+    below: bool,
+    untested: list[str],
 ) -> None:
     for result in results:
         if result.status != "pass":
@@ -161,8 +166,10 @@ def _text(
     )
 
 
-def _json(results: list[Result], versions: list | None, minimum: float | None, untested: list[str]) -> None:
-    data: dict = {
+def _json(
+    results: list[Result], versions: list[VersionCoverage] | None, minimum: float | None, untested: list[str]
+) -> None:
+    data: dict[str, Any] = {
         "summary": {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")},
         "results": [result_data(r) for r in results],
     }

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from engine.checker import check_file
-from engine.cli import fail_usage
+from engine.commands.options import fail_usage
 from engine.errors import UsageError, has_errors
 from engine.registry import VersionEntry, read_versions
 from engine.runtime import content_hash

@@ -1,6 +1,6 @@
 """Syntax highlighting stays in step with the language.
 
-The Pygments lexer (engine/lexer.py) and the VS Code TextMate grammar
+The Pygments lexer (engine/highlight.py) and the VS Code TextMate grammar
 (editors/vscode/) are written by hand beside the Lark grammar, so these tests tie
 them to it: every keyword the grammar knows is highlighted by both, every bundled
 policy and documented example lexes without an error token, and the lexer agrees
@@ -10,8 +10,10 @@ with Lark's own tokenizer on what is a keyword, a name, a string, a date or a nu
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import re
+import tomllib
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -34,13 +36,13 @@ from pygments.token import (  # type: ignore[import-untyped]
     Whitespace,
 )
 
-from engine.lexer import BUILTIN_TYPES, KEYWORDS, PolicyLexer
+from engine.highlight import BUILTIN_TYPES, KEYWORDS, PolicyLexer
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAMMAR = ROOT / "grammar" / "policy.lark"
 VSCODE = ROOT / "editors" / "vscode"
 TM_GRAMMAR = VSCODE / "syntaxes" / "policy.tmLanguage.json"
-FIXTURES = Path(__file__).resolve().parent / "data" / "lexer"
+FIXTURES = Path(__file__).resolve().parent / "data" / "highlight"
 # Markdown pages whose ```policy blocks are examples of the language.
 DOC_PAGES = ("docs/language.md", "docs/highlighting.md")
 # Folders whose .policy/.vocab files are shipped policy source.
@@ -107,7 +109,7 @@ def test_sources_lex_without_error_tokens(source: str) -> None:
 def test_sources_were_found() -> None:
     """The fixtures and the language reference's examples, at least, are lexed."""
     ids = [param.id for param in policy_sources()]
-    assert any(i.startswith("tests/data/lexer/") for i in ids)
+    assert any(i.startswith("tests/data/highlight/") for i in ids)
     assert any(i.startswith("docs/language.md:") for i in ids)
 
 
@@ -268,7 +270,7 @@ def test_malformed_input_shows_error_tokens(source: str) -> None:
 @pytest.mark.parametrize("keyword", sorted(grammar_keywords()))
 def test_every_grammar_keyword_is_a_lexer_keyword(keyword: str) -> None:
     """Adding a keyword to grammar/policy.lark without highlighting it fails here."""
-    assert keyword in KEYWORDS, f"add {keyword!r} to a keyword class in engine/lexer.py"
+    assert keyword in KEYWORDS, f"add {keyword!r} to a keyword class in engine/highlight.py"
     [(token, value)] = significant(keyword)
     assert value == keyword
     assert token in Keyword or token in Operator.Word
@@ -294,10 +296,24 @@ def test_analyse_text_recognises_a_header() -> None:
     assert PolicyLexer.analyse_text("def f():\n    pass\n") == 0.0
 
 
+def declared_entry_point() -> str:
+    """The `pygments.lexers` entry point pyproject.toml declares (what a fresh install registers)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return str(project["entry-points"]["pygments.lexers"]["policy"])
+
+
+def test_the_declared_entry_point_names_the_lexer() -> None:
+    module, _, attribute = declared_entry_point().partition(":")
+    assert getattr(importlib.import_module(module), attribute) is PolicyLexer
+
+
 def test_entry_point_resolves() -> None:
     """Pygments (and so pygmentize and Markdown renderers) finds the lexer by name and file name."""
-    if not any(ep.name == "policy" for ep in entry_points(group="pygments.lexers")):
+    installed = [ep for ep in entry_points(group="pygments.lexers") if ep.name == "policy"]
+    if not installed:
         pytest.skip("package metadata not installed: run `.venv/bin/pip install -e .` to register the lexer")
+    if installed[0].value != declared_entry_point():
+        pytest.skip(f"installed metadata is older than pyproject.toml ({installed[0].value}): reinstall")
     assert isinstance(get_lexer_by_name("policy"), PolicyLexer)
     assert isinstance(get_lexer_for_filename("demo/2020-10-06.policy"), PolicyLexer)
     assert isinstance(get_lexer_for_filename("vocab/trade.vocab"), PolicyLexer)

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # Keyword classes. Every lowercase keyword of grammar/policy.lark must be in exactly
-# one of them; tests/test_lexer.py checks that against the grammar file.
+# one of them; tests/test_highlight.py checks that against the grammar file.
 DECLARATION_KEYWORDS = (
     "policy",
     "vocabulary",
@@ -112,7 +112,7 @@ def _single_name(token: Any) -> list[Any]:
     return [include("gaps"), (_PLAIN_NAME, token, "#pop"), default("#pop")]
 
 
-class PolicyLexer(RegexLexer):
+class PolicyLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type hints
     """Lexer for `.policy` files and `.vocab` vocabularies of the policy engine.
 
     Token choices (documented in docs/highlighting.md): declaration keywords are
