@@ -88,9 +88,20 @@ class Policy:
         return self.compiled.validate(case)
 
     def schema(self) -> dict[str, Any]:
-        """JSON Schema of the case input, for integrators."""
-        schema = self.compiled.case_model.model_json_schema()
+        """JSON Schema (2020-12) of the case input: it accepts exactly the cases `evaluate` accepts.
+
+        Top-level keys starting with `$` are notes the engine ignores, so the schema allows
+        them; dates must also pass the `date` format, so validate with format checking on
+        (tests/test_schema.py holds the schema and the engine to the same verdict).
+        """
+        body = self.compiled.case_model.model_json_schema()
+        schema: dict[str, Any] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$comment": "Validate with format checking on (dates: format date). Keys starting with $ are notes.",
+            **body,
+        }
         schema["title"] = f"Case for {self.id} {self.version}"
+        schema["patternProperties"] = {"^[$]": {}}
         return schema
 
 
