@@ -36,6 +36,7 @@ from engine.models import (
     case_model,
     to_json_value,
 )
+from engine.reasons import reason
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class CompiledPolicy:
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([_problem(e) for e in exc.errors()]) from None
+            raise CaseError([_problem(e, self.program) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -467,8 +468,8 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
     }
 
 
-def _problem(error: Any) -> CaseDiagnostic:
-    """One pydantic error as a coded case diagnostic: field path, reason in plain words."""
+def _problem(error: Any, program: p.Program) -> CaseDiagnostic:
+    """One pydantic error as a coded case diagnostic: field path, reason in the engine's words."""
     path = ""
     for part in error.get("loc", ()):
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
@@ -478,7 +479,5 @@ def _problem(error: Any) -> CaseDiagnostic:
         return case_problem(path, "is required but missing", "missing-fact")
     if kind == "extra_forbidden":
         return case_problem(path, "is not a fact of this policy", "unknown-fact")
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return case_problem(path, f"{error.get('input')!r} is not one of the allowed values ({expected})")
-    return case_problem(path, str(error.get("msg", "is invalid")))
+    fact_path = ".".join(str(part) for part in error.get("loc", ()) if not isinstance(part, int))
+    return case_problem(path, reason(error, program.facts.get(fact_path), program.enums))

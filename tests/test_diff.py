@@ -258,7 +258,7 @@ def test_only_the_bad_case_fails(mini: MiniWriter, cases: Path) -> None:
     assert result.exit_code == 1
     assert "4 compared, 1 changed" in result.output
     assert f"cannot decide under {a} (before)" in result.output
-    assert "cc: Input should be a valid boolean" in result.output
+    assert "cc: must be true or false, not 'yes please'" in result.output
 
 
 def test_unknown_version_is_a_usage_error_naming_the_versions(mini: MiniWriter, cases: Path) -> None:
