@@ -32,7 +32,7 @@ ConditionKind = Literal["and", "or", "not", "test"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class RuleRef(_Model):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine import program as p
 from engine import syntax as s
@@ -81,11 +81,13 @@ class CompiledPolicy:
         self.info = program.info
         self.content_hash = content_hash(program)
         self.rules: CompiledRules = compile_program(program)
-        self.case_model = case_model(program)
+        self._case_model: type[BaseModel] | None = None
+        self._case_model_lock = threading.Lock()
         self._accept, self._trusted = compile_inputs(program)
         self._decide_case = self.rules.decide_case
         self._rule_refs = tuple(
-            RuleRef(rule=r.id, citations=list(r.citations), description=r.description) for r in program.rules
+            RuleRef.model_construct(rule=r.id, citations=list(r.citations), description=r.description)
+            for r in program.rules
         )
         self._overriders = self._overrider_index()
         self._order = self._precedence_order()
@@ -109,6 +111,18 @@ class CompiledPolicy:
         self._tables_at: dict[date, Tables] = {}
         self._lock = threading.Lock()
         self._default_tables = self.tables_at(self.info.effective or date.today())
+
+    @property
+    def case_model(self) -> type[BaseModel]:
+        """The pydantic model of a case, built on first need: exactly-typed cases never reach it
+        (`inputs.accept` takes them), so a load and an evaluate of a good case skip building it."""
+        model = self._case_model
+        if model is None:
+            with self._case_model_lock:
+                if self._case_model is None:
+                    self._case_model = case_model(self.program)
+                model = self._case_model
+        return model
 
     # -- public --------------------------------------------------------------
     def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -291,16 +305,22 @@ class CompiledPolicy:
             pending = [self._rule_refs[i] for i in unknown if self._decides(i, name)]
             rules = [self._rule_refs[i] for i, _ in claims[name]]
             if not values:
-                decisions[name] = DecisionValue(value=info.default, default=True, undetermined_by=pending)
+                decisions[name] = DecisionValue.model_construct(
+                    value=info.default, default=True, undetermined_by=pending
+                )
             elif len(values) == 1:
-                decisions[name] = DecisionValue(value=values.pop(), rules=rules, undetermined_by=pending)
+                decisions[name] = DecisionValue.model_construct(
+                    value=values.pop(), rules=rules, undetermined_by=pending
+                )
             else:
-                decisions[name] = DecisionValue(value=None, rules=rules, undetermined_by=pending)
+                decisions[name] = DecisionValue.model_construct(
+                    value=None, rules=rules, undetermined_by=pending
+                )
                 conflicts.append(
-                    Conflict(
+                    Conflict.model_construct(
                         decision=name,
                         claims=[
-                            ConflictClaim(
+                            ConflictClaim.model_construct(
                                 rule=self.program.rules[i].id,
                                 value=v,
                                 citations=list(self.program.rules[i].citations),
@@ -328,7 +348,7 @@ class CompiledPolicy:
             else:
                 description, citations = self.program.recommendations[name]
             items.append(
-                OutcomeItem(
+                OutcomeItem.model_construct(
                     name=name,
                     description=description,
                     citations=list(citations),
