@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine import api
+from engine.cases import decode_json
 from engine.errors import CaseError
 
 CHUNK_BYTES = 1 << 19
@@ -78,15 +79,11 @@ class Decider:
     def decide_line(self, raw: bytes, line: int) -> tuple[str | None, str | None]:
         """(decision line, None) or (None, reject line) for one non-blank input line."""
         try:
-            case = json.loads(raw[:-1] if raw.endswith(b"\r") else raw)
-        except UnicodeDecodeError as exc:
-            return None, self._reject(
-                line, raw, "invalid-json", reason=f"not UTF-8 text ({exc.reason})", column=exc.start + 1
-            )
-        except json.JSONDecodeError as exc:
-            return None, self._reject(line, raw, "invalid-json", reason=exc.msg, column=exc.colno)
-        except (ValueError, RecursionError) as exc:
-            return None, self._reject(line, raw, "invalid-json", reason=str(exc) or type(exc).__name__)
+            case = decode_json(raw[:-1] if raw.endswith(b"\r") else raw)
+        except CaseError as exc:
+            (problem,) = exc.case_diagnostics
+            column = {"column": problem.column} if problem.column else {}
+            return None, self._reject(line, raw, "invalid-json", reason=problem.message, **column)
         try:
             return _with_line(line, self._decision_json(self.compiled.validate(case))), None
         except CaseError as exc:

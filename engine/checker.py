@@ -18,7 +18,7 @@ from typing import Any
 from engine import program as p
 from engine import syntax as s
 from engine.errors import Diagnostic, Severity, Span, did_you_mean, has_errors
-from engine.parser import parse
+from engine.loader import Loader, SourceUnit, table_path
 
 STATUSES = ("draft", "proposed", "in-force")
 REQUIRED_POLICY_FIELDS = ("title", "version", "effective", "status", "source")
@@ -37,16 +37,19 @@ class CheckResult:
         return not has_errors(self.diagnostics)
 
 
-def check_file(path: str | Path) -> CheckResult:
+def check_file(path: str | Path, loader: Loader | None = None) -> CheckResult:
     """Parse and check one file with the vocabularies it uses."""
-    return _Checker().run(Path(path))
+    return check_unit((loader or Loader()).gather(Path(path)))
 
 
 def check_text(text: str, path: str = "<string>") -> CheckResult:
     """Check source text that is not on disk (tests, editors); `use` paths resolve from the cwd."""
-    checker = _Checker()
-    checker.preloaded[str(Path(path))] = text
-    return checker.run(Path(path))
+    return check_unit(Loader().gather(Path(path), preloaded={str(Path(path)): text}))
+
+
+def check_unit(unit: SourceUnit) -> CheckResult:
+    """Check what the loading stage gathered: the checker itself reads no file."""
+    return _Checker(unit).run()
 
 
 # ---------------------------------------------------------------------------
@@ -69,10 +72,10 @@ class _Declared:
 
 
 class _Checker:
-    def __init__(self) -> None:
-        self.diagnostics: list[Diagnostic] = []
-        self.sources: dict[str, str] = {}
-        self.preloaded: dict[str, str] = {}
+    def __init__(self, unit: SourceUnit) -> None:
+        self.unit = unit
+        self.diagnostics: list[Diagnostic] = list(unit.diagnostics)
+        self.sources: dict[str, str] = dict(unit.sources)
         self.declared = _Declared()
         self.program: p.Program | None = None
         self._resolving: list[str] = []
@@ -80,12 +83,13 @@ class _Checker:
         self._define_order: list[str] = []
 
     # -- entry ----------------------------------------------------------
-    def run(self, path: Path) -> CheckResult:
-        root = self._load(path, None)
+    def run(self) -> CheckResult:
+        root, path = self.unit.root, self.unit.path
         if root is None:
             return CheckResult(None, self._sorted(), self.sources)
         info = self._check_header(root.header, path)
-        self._gather(root, path, [str(path)], set())
+        for item, declared_in in self.unit.items:
+            self._declare(item, declared_in)
         self.program = p.Program(info=info, sources=self.sources, syntax=root)
         self._check_declarations()
         self._check_rules()
@@ -109,62 +113,6 @@ class _Checker:
 
     def _warn(self, code: str, message: str, span: Span, help: str | None = None) -> None:
         self.diagnostics.append(Diagnostic.at(code, message, span, help, Severity.WARNING))
-
-    # -- files ----------------------------------------------------------
-    def _load(self, path: Path, used_at: Span | None) -> s.SourceFile | None:
-        key = str(path)
-        text = self.preloaded.get(key)
-        if text is None:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                span = used_at or Span(key, 0, 0, 0, 0)
-                self._error(
-                    "file-not-found",
-                    f"cannot read `{path}`: {exc.strerror}",
-                    span,
-                    "check the path; `use` paths are relative to the file that uses them",
-                )
-                return None
-        self.sources[key] = text
-        result = parse(text, key)
-        self.diagnostics.extend(result.diagnostics)
-        return result.tree
-
-    def _gather(self, tree: s.SourceFile, path: Path, chain: list[str], seen: set[str]) -> None:
-        """Collect declarations from a file and, depth first, the vocabularies it uses."""
-        seen.add(str(path))
-        for item in tree.items:
-            if isinstance(item, s.Use):
-                self._follow_use(item, path, chain, seen)
-            else:
-                self._declare(item, path)
-
-    def _follow_use(self, use: s.Use, path: Path, chain: list[str], seen: set[str]) -> None:
-        target = (path.parent / use.path).resolve() if not Path(use.path).is_absolute() else Path(use.path)
-        target = Path(_relative(target))
-        if str(target) in chain:
-            self._error(
-                "cyclic-use",
-                f"`{use.path}` is already being used further up: " + " -> ".join([*chain, str(target)]),
-                use.span,
-                "remove one of the `use` lines",
-            )
-            return
-        if str(target) in seen:
-            return  # a vocabulary reached twice (a diamond) is read once
-        tree = self._load(target, use.span)
-        if tree is None:
-            return
-        if tree.header.kind != "vocabulary":
-            self._error(
-                "use-not-vocabulary",
-                f"`{use.path}` is a policy, not a vocabulary",
-                use.span,
-                'move the shared declarations into a file that starts with `vocabulary "ID"`',
-            )
-            return
-        self._gather(tree, target, [*chain, str(target)], seen)
 
     # -- header ---------------------------------------------------------
     def _check_header(self, header: s.Header, path: Path) -> p.PolicyInfo:
@@ -281,13 +229,13 @@ class _Checker:
                 continue
             fact_type = self._type(fact.type)
             if fact_type is not None:
-                prog.facts[path] = p.FactInfo(
-                    path, fact_type, fact.type.optional, fact.description, fact.span
-                )
+                default = self._fact_default(fact, fact_type)
+                optional = fact.type.optional or fact.default is not None
+                prog.facts[path] = p.FactInfo(path, fact_type, optional, fact.description, fact.span, default)
         for name, group in d.groups.items():
             prog.groups[name] = p.GroupInfo(name, group.description, group.values.items, group.span)
-        for name, (table, table_path) in d.tables.items():
-            self._check_table(name, table, table_path)
+        for name, (table, declared_in) in d.tables.items():
+            self._check_table(name, table, declared_in)
         for name in d.defines:
             self._derived(name)
         prog.derived = dict(sorted(prog.derived.items(), key=lambda kv: self._define_order.index(kv[0])))
@@ -295,6 +243,22 @@ class _Checker:
             self._check_decision(decision)
         prog.obligations = {n: o.description for n, o in d.obligations.items()}
         prog.recommendations = {n: (r.description, r.citations) for n, r in d.recommendations.items()}
+
+    def _fact_default(self, fact: s.FactDecl, fact_type: p.Type) -> p.Value | None:
+        """The declared default of a fact, checked against its type (a constant, like a decision's)."""
+        if fact.default is None:
+            return None
+        node = self._resolve(fact.default, fact_type)
+        if node is None:
+            return None
+        if not isinstance(node, p.Const) or not _same(node.type, fact_type):
+            self._mismatch(
+                fact.default,
+                f"the default of `{fact.dotted}` is {s.unparse(fact.default)}, not a {fact_type} constant",
+                f"write a {fact_type} value, e.g. " + _example_value(fact_type, self.declared.enums),
+            )
+            return None
+        return node.value
 
     def _enum_values(self, enum: s.EnumDecl) -> tuple[str, ...]:
         values: list[str] = []
@@ -372,7 +336,7 @@ class _Checker:
         if key_type.is_set:
             self._error("type-mismatch", "a table key cannot be a set", table.key_type.span)
             return
-        data_path = Path(_relative((path.parent / table.source).resolve()))
+        data_path = table_path(table, path)
         entries = self._table_entries(table, data_path, key_type, value_type)
         if entries is not None:
             self.program.tables[name] = p.TableInfo(
@@ -390,16 +354,12 @@ class _Checker:
                 'table files hold {"entries": [{"key": ..., "value": ..., "effective": ..., "ends": ...}]}',
             )
 
-        try:
-            text = data_path.read_text(encoding="utf-8")
-            raw = json.loads(text)
-        except OSError as exc:
-            bad("the file", f"cannot be read ({exc.strerror})")
+        data = self.unit.tables[str(data_path)]
+        if data.problem is not None:
+            bad(*data.problem)
             return None
-        except json.JSONDecodeError as exc:
-            bad(f"line {exc.lineno} column {exc.colno}", f"not valid JSON ({exc.msg})")
-            return None
-        self.sources[str(data_path)] = text
+        raw = data.raw
+        self.sources[str(data_path)] = data.text
         if not isinstance(raw, dict) or not isinstance(raw.get("entries"), list):
             bad("the top level", "expected an object with an `entries` list")
             return None
@@ -632,7 +592,7 @@ class _Checker:
             return p.Const(name, enum_type, ref)
         if name in prog.facts:
             fact = prog.facts[name]
-            return p.FactRead(name, fact.type, fact.optional, ref)
+            return p.FactRead(name, fact.type, fact.nullable, ref)
         if name in self.declared.facts:
             return None  # its declaration had an error, already reported
         if name in self.declared.defines:
@@ -877,6 +837,13 @@ class _Checker:
                 expr.span,
                 "mark the fact `optional`, or drop the test",
             )
+        elif fact.default is not None:
+            self._warn(
+                "presence-of-required",
+                f"`{fact.path}` has a default, so it is always present",
+                expr.span,
+                "drop the test, or drop the default to tell a missing value apart",
+            )
         return p.PresenceNode(fact.path, expr.present, p.BOOLEAN, expr)
 
 
@@ -906,6 +873,16 @@ def _literal_type(value: Any) -> p.Type:
     return p.STRING
 
 
+def _example_value(type_: p.Type, enums: dict[str, s.EnumDecl]) -> str:
+    """A constant of a type, as an author would write it (for help texts)."""
+    if type_.is_set:
+        return "`<>` (the empty set)"
+    if type_.base == "enum":
+        decl = enums.get(type_.enum or "")
+        return f"`{decl.values[0].name}`" if decl is not None and decl.values else "an enumeration value"
+    return {"boolean": "`false`", "number": "`0`", "string": '`""`', "date": "`2020-01-01`"}[type_.base]
+
+
 def _list(values: Iterable[str]) -> str:
     shown = [f"`{v}`" for v in values]
     return ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else "")
@@ -926,14 +903,6 @@ def _data_date(raw: Any) -> date | None:
         return date.fromisoformat(str(raw))
     except ValueError as exc:
         raise ValueError(f"`{raw}` is not a date (YYYY-MM-DD)") from exc
-
-
-def _relative(path: Path) -> str:
-    """Show paths relative to the working directory when they are under it, as authors typed them."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def convert_scalar(raw: Any, type_: p.Type, enums: dict[str, tuple[str, ...]]) -> p.Value:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import program as p
+from engine.cases import records
 
 EMPTY: frozenset[Any] = frozenset()
 
@@ -116,6 +117,7 @@ class _Emitter:
         self.program = program
         self.prefix = prefix
         self.nested = nested
+        self.case_records = records(program) if nested else None  # how a trusted nested case nests
         self.namespace: dict[str, Any] = dict(_RUNTIME)
         self.facts: dict[str, str] = {}
         self.derived_vars = {name: f"_d{i}" for i, name in enumerate(program.derived)}
@@ -206,7 +208,13 @@ class _Emitter:
 
     def prologue(self) -> list[str]:
         """Read each fact once (derived facts follow, in dependency order)."""
-        return [f"    {var} = {self.read(path)}" for path, var in self.facts.items()]
+        lines = []
+        for path, var in self.facts.items():
+            lines.append(f"    {var} = {self.read(path)}")
+            default = self.program.facts[path].default
+            if default is not None:  # a fact left out of the case takes its declared default
+                lines.append(f"    if {var} is None: {var} = {self.const(default)}")
+        return lines
 
     def read(self, path: str) -> str:
         """Source that reads one fact: from flat facts, or from a trusted nested case."""
@@ -214,12 +222,11 @@ class _Emitter:
             return f"f[{path!r}]"
         parts = path.split(".")
         source = "f"
-        for depth, part in enumerate(parts[:-1]):
-            prefix = ".".join(parts[: depth + 1])
-            required = any(
-                not f.optional for k, f in self.program.facts.items() if k.startswith(prefix + ".")
-            )
-            source = f"{source}[{part!r}]" if required else f"({source}.get({part!r}) or _NOREC)"
+        record = self.case_records
+        assert record is not None
+        for part in parts[:-1]:
+            record = record.at(part)
+            source = f"{source}[{part!r}]" if record.required() else f"({source}.get({part!r}) or _NOREC)"
         optional = self.program.facts[path].optional
         return f"{source}.get({parts[-1]!r})" if optional else f"{source}[{parts[-1]!r}]"
 
@@ -333,7 +340,7 @@ def _group_source(
 INDEX_MIN_RULES = 16
 
 
-def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
+def _guard(rule: p.RuleInfo, program: p.Program) -> tuple[str, frozenset[Any]] | None:
     """The fact and values a rule's condition requires, read off its first suitable conjunct."""
     parts = rule.condition.operands if isinstance(rule.condition, p.AndNode) else (rule.condition,)
     for part in parts:
@@ -341,13 +348,13 @@ def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
             fact, const = part.left, part.right
             if isinstance(fact, p.Const):
                 fact, const = const, fact
-            if isinstance(fact, p.FactRead) and _indexable(fact) and isinstance(const, p.Const):
+            if isinstance(fact, p.FactRead) and _indexable(fact, program) and isinstance(const, p.Const):
                 return fact.path, frozenset([const.value])
         if (
             isinstance(part, p.MemberNode)
             and not part.any_of
             and isinstance(part.item, p.FactRead)
-            and _indexable(part.item)
+            and _indexable(part.item, program)
             and isinstance(part.collection, p.Const)
             and isinstance(part.collection.value, frozenset)
         ):
@@ -355,15 +362,16 @@ def _guard(rule: p.RuleInfo) -> tuple[str, frozenset[Any]] | None:
     return None
 
 
-def _indexable(node: p.Node) -> bool:
-    return isinstance(node, p.FactRead) and not node.optional and not node.type.is_set
+def _indexable(node: p.Node, program: p.Program) -> bool:
+    """A required scalar fact: the index reads it straight from the case, with no default to apply."""
+    return isinstance(node, p.FactRead) and not program.facts[node.path].optional and not node.type.is_set
 
 
 def plan_index(program: p.Program) -> tuple[str, dict[Any, list[int]], list[int]] | None:
     """Choose the fact that guards the most rules; None when indexing would not pay."""
     if len(program.rules) < INDEX_MIN_RULES:
         return None
-    guards = [_guard(rule) for rule in program.rules]
+    guards = [_guard(rule, program) for rule in program.rules]
     counts: dict[str, int] = {}
     for guard in guards:
         if guard is not None:

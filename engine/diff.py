@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine import api
 from engine import program as p
 from engine import syntax as s
+from engine.cases import CaseFile, describe
 from engine.errors import CaseError, UsageError, VersionError
 from engine.models import ConditionTrace, Decision, OutcomeItem, RuleRef, RuleStatus, RuleTrace
 from engine.registry import VersionEntry, read_versions, select_version
@@ -470,33 +471,6 @@ def policy_file(spec: Spec) -> Path:
 # Cases
 
 
-@dataclass(frozen=True)
-class CaseInput:
-    """A case file as read: its facts, or why it could not be read."""
-
-    name: str
-    path: str
-    facts: dict[str, Any] | None
-    comment: str | None = None
-    problem: str | None = None
-
-
-def read_case_file(path: Path) -> CaseInput:
-    """Read one case; a bad file becomes a per-case problem, never an exception."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return CaseInput(path.stem, str(path), None, problem=f"cannot read the file: {exc.strerror}")
-    except json.JSONDecodeError as exc:
-        return CaseInput(
-            path.stem, str(path), None, problem=f"not JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        )
-    if not isinstance(data, dict):
-        return CaseInput(path.stem, str(path), None, problem="a case is a JSON object of facts")
-    comment = data.get("$comment")
-    return CaseInput(path.stem, str(path), data, comment if isinstance(comment, str) else None)
-
-
 def case_files(folder: Path) -> list[Path]:
     """Every `*.json` case in a folder, by name, so reports are stable."""
     if not folder.is_dir():
@@ -513,10 +487,10 @@ def case_files(folder: Path) -> list[Path]:
 # Comparing one case
 
 
-def compare_case(case: CaseInput, before: Side, after: Side) -> CaseDiff:
+def compare_case(case: CaseFile, before: Side, after: Side) -> CaseDiff:
     """Decide a case under both versions and diff the results (failures are reported, not raised)."""
     if case.facts is None:
-        problem = CaseProblem(side="case", version="", problems=[case.problem or "unreadable"])
+        problem = CaseProblem(side="case", version="", problems=[case.problem_text or "unreadable"])
         return CaseDiff(case=case.name, path=case.path, status="failed", errors=[problem])
     decisions: list[Decision] = []
     errors: list[CaseProblem] = []
@@ -524,14 +498,14 @@ def compare_case(case: CaseInput, before: Side, after: Side) -> CaseDiff:
         try:
             decisions.append(side.policy.evaluate(case.facts, trace=True, at=side.at))
         except CaseError as exc:
-            reasons = [f"{field}: {reason}" for field, reason in exc.problems]
+            reasons = [describe(d) for d in exc.case_diagnostics]
             errors.append(CaseProblem(side=role, version=side.label, problems=reasons))
     if errors:
         return CaseDiff(case=case.name, path=case.path, comment=case.comment, status="failed", errors=errors)
     return diff_decisions(case, decisions[0], decisions[1])
 
 
-def diff_decisions(case: CaseInput, before: Decision, after: Decision) -> CaseDiff:
+def diff_decisions(case: CaseFile, before: Decision, after: Decision) -> CaseDiff:
     """The data of one case's diff, from the two decisions with their traces."""
     changes = outcome_changes(before, after)
     rows = rule_rows(before, after)
@@ -879,7 +853,7 @@ def definition_changes(before: p.Program, after: p.Program) -> list[DefinitionCh
 def compare(
     before: Side,
     after: Side,
-    cases: Sequence[CaseInput],
+    cases: Sequence[CaseFile],
     *,
     cases_from: str,
     single: bool = False,

@@ -120,16 +120,6 @@ class CaseDiagnostic(Diagnostic):
     field: str = "(case)"
 
 
-#: The reasons a case is rejected, by the code of the diagnostic that reports them.
-CASE_CODES = {
-    "invalid-case": "the case is not a JSON object of facts",
-    "invalid-json": "the case file is not valid JSON",
-    "missing-fact": "a required fact is missing",
-    "unknown-fact": "a field is not a fact of the policy",
-    "invalid-value": "a value has the wrong type or is outside its enumeration",
-}
-
-
 def case_problem(
     field: str, reason: str, code: str = "invalid-value", source: str = "<case>"
 ) -> CaseDiagnostic:

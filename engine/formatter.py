@@ -324,7 +324,8 @@ class _Printer:
         return self._set_lines(head, values, block, group.span.line)
 
     def _FactDecl(self, fact: s.FactDecl, block: _Block) -> list[_Line]:
-        text = f"fact {fact.dotted}: {_type(fact.type)} {_quote(fact.description)}"
+        default = f" default {s.unparse(fact.default)}" if fact.default is not None else ""
+        text = f"fact {fact.dotted}: {_type(fact.type)}{default} {_quote(fact.description)}"
         return [_Line(text, fact.span.line)]
 
     def _TableDecl(self, table: s.TableDecl, block: _Block) -> list[_Line]:

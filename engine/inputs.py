@@ -23,28 +23,9 @@ from decimal import Decimal
 from typing import Any
 
 from engine import program as p
+from engine.cases import Record, records
 
 FactMap = dict[str, Any]
-
-
-class _Tree:
-    """Fact declarations grouped into records, as the case JSON nests them."""
-
-    def __init__(self) -> None:
-        self.leaves: list[tuple[str, p.FactInfo]] = []
-        self.records: dict[str, _Tree] = {}
-
-    def add(self, parts: list[str], fact: p.FactInfo) -> None:
-        if len(parts) == 1:
-            self.leaves.append((parts[0], fact))
-        else:
-            self.records.setdefault(parts[0], _Tree()).add(parts[1:], fact)
-
-    def required(self) -> bool:
-        return any(not f.optional for _, f in self.leaves) or any(r.required() for r in self.records.values())
-
-    def keys(self) -> frozenset[str]:
-        return frozenset([k for k, _ in self.leaves] + list(self.records))
 
 
 def _as_date(value: str) -> datetime.date:
@@ -125,12 +106,12 @@ def _converted(fact: p.FactInfo, var: str) -> str:
     return var
 
 
-def _walk(w: _Writer, tree: _Tree, source: str, prefix: str, checked: bool) -> None:
+def _walk(w: _Writer, tree: Record, source: str, prefix: str, checked: bool) -> None:
     """Read one record level: its known keys, its facts, then its sub-records."""
     if checked:
         w.emit(f"if not {w.const(tree.keys())}.issuperset({source}):")
         w.emit("return None", 2)
-    for key, fact in tree.leaves:
+    for key, fact in tree.facts():
         var = w.name("v")
         getter = f"{source}.get({key!r})" if fact.optional else f"{source}[{key!r}]"
         w.emit(f"{var} = {getter}")
@@ -142,7 +123,7 @@ def _walk(w: _Writer, tree: _Tree, source: str, prefix: str, checked: bool) -> N
         w.values[fact.path] = (
             f"(None if {var} is None else {value})" if fact.optional and value != var else value
         )
-    for key, sub in tree.records.items():
+    for key, sub in tree.records():
         var = w.name("r")
         if sub.required():
             w.emit(f"{var} = {source}[{key!r}]")
@@ -157,9 +138,7 @@ def _walk(w: _Writer, tree: _Tree, source: str, prefix: str, checked: bool) -> N
 
 
 def _function(program: p.Program, name: str, checked: bool) -> tuple[list[str], dict[str, Any]]:
-    tree = _Tree()
-    for fact in program.facts.values():
-        tree.add(fact.path.split("."), fact)
+    tree = records(program)
     w = _Writer(program)
     head = [f"def {name}(c):"]
     if checked:
@@ -185,7 +164,7 @@ def _function(program: p.Program, name: str, checked: bool) -> tuple[list[str], 
     return head + wrapper, w.namespace
 
 
-def _walk_top(w: _Writer, tree: _Tree) -> None:
+def _walk_top(w: _Writer, tree: Record) -> None:
     _walk(w, tree, "c", "", True)
 
 

@@ -11,7 +11,6 @@ decision, so the same files work for any policy's decisions.
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import tomllib
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine import api
+from engine.cases import describe, read_case_file
 from engine.errors import CaseError, Diagnostic, PolicyError, Span, UsageError, render_all
 from engine.models import Decision, RuleTrace
 from engine.render import condition_lines, format_value
@@ -221,7 +221,7 @@ class Runner:
         try:
             decision = policy.evaluate(case, trace=True)
         except CaseError as exc:
-            problems = "; ".join(f"{where}: {why}" for where, why in exc.problems)
+            problems = "; ".join(describe(d) for d in exc.case_diagnostics)
             return Result(expectation, "error", error=f"the case does not fit the policy's facts: {problems}")
         mismatches = compare(expectation, decision)
         if not mismatches:
@@ -256,15 +256,13 @@ class Runner:
     def _case(self, name: str) -> dict[str, Any] | str:
         if name not in self._case_data:
             path = self.cases / f"{name}.json"
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except OSError:
-                data = f"no case file `{path}`"
-            except json.JSONDecodeError as exc:
-                data = f"`{path}` is not valid JSON: line {exc.lineno}: {exc.msg}"
-            if not isinstance(data, dict | str):
-                data = f"`{path}` is not a JSON object of facts"
-            self._case_data[name] = data
+            case = read_case_file(path)
+            if case.problem is not None and case.problem.code == "unreadable-case":
+                self._case_data[name] = f"no case file `{path}`"
+            elif case.facts is None:
+                self._case_data[name] = f"`{path}`: {case.problem_text}"
+            else:
+                self._case_data[name] = case.facts
         return self._case_data[name]
 
 

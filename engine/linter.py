@@ -64,6 +64,11 @@ CODES: dict[str, LintCode] = {
         LintCode(
             "decision-value-never-produced", _W, "a decision value no rule decides (and not the default)"
         ),
+        LintCode(
+            "unguarded-optional",
+            _W,
+            "a rule reads an optional fact that has no default and tests no presence of it",
+        ),
         LintCode("rule-never-fires", _E, "a rule whose condition can never hold (with its unless clauses)"),
         LintCode("rule-shadowed", _E, "a rule that can fire but is always overridden by an exception"),
         LintCode("version-overlap", _E, "two in-force versions are in force on the same day"),
@@ -202,6 +207,7 @@ class _Run:
                 raw += _rule_hygiene(tree)
                 if result.program is not None and not has_errors(result.diagnostics):
                     raw += _rule_reachability(result.program)
+                    raw += _unguarded_optionals(result.program)
         raw += self._unused(trees)
         raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"])
         return self._finish(raw, trees)
@@ -381,6 +387,52 @@ def _references(program: p.Program, node: p.Node) -> list[tuple[str, str]]:
             and current.source.dotted in program.groups
         ):
             found.append(("group", current.source.dotted))
+        stack += p.sub_nodes(current)
+    return found
+
+
+def _unguarded_optionals(program: p.Program) -> list[Diagnostic]:
+    """Rules and derived facts that read an optional fact with no default and never test its presence.
+
+    Such a rule is *unknown* on every case that leaves the fact out, and the decisions it could
+    make stay undetermined: usually the author meant a default or a presence guard. The finding
+    is where the read is written (a rule, or the derived fact that reads it), once.
+    """
+    found = []
+    sites: list[tuple[str, str, Span, tuple[p.Node, ...]]] = [
+        ("derived fact", name, info.span, (info.node,)) for name, info in program.derived.items()
+    ]
+    sites += [("rule", r.id, r.decl.id.span, (r.condition, *r.unless)) for r in program.rules]
+    for kind, name, span, nodes in sites:
+        refs = [ref for node in nodes for ref in _direct_reads(node)]
+        guarded = {path for what, path in refs if what == "presence"}
+        for path in dict.fromkeys(path for what, path in refs if what == "fact"):
+            fact = program.facts.get(path)
+            if fact is None or not fact.nullable or path in guarded:
+                continue
+            found.append(
+                Diagnostic.at(
+                    "unguarded-optional",
+                    f"{kind} `{name}` reads optional fact `{path}`, which has no default: "
+                    "on a case without it, it is unknown",
+                    span,
+                    f"give the fact a default (`fact {path}: ... default VALUE`), or test "
+                    f"`{path} is present` here",
+                )
+            )
+    return found
+
+
+def _direct_reads(node: p.Node) -> list[tuple[str, str]]:
+    """Facts a node reads (`fact`) and tests for presence (`presence`), not through derived facts."""
+    found: list[tuple[str, str]] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, p.PresenceNode):
+            found.append(("presence", current.path))
+        elif isinstance(current, p.FactRead):
+            found.append(("fact", current.path))
         stack += p.sub_nodes(current)
     return found
 
@@ -639,7 +691,7 @@ class Reasoner:
         """The values a test reads; None when it cannot be evaluated from them (a table key test)."""
         if isinstance(node, p.FactRead | p.PresenceNode):
             fact = self.program.facts[node.path]
-            return {node.path: _Var(node.path, fact.type, fact.optional)}
+            return {node.path: _Var(node.path, fact.type, fact.nullable)}
         if isinstance(node, p.TableLookup):
             key = s.unparse(node.source)
             return {key: _Var(key, node.type, True)}

@@ -17,13 +17,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictStr,
     WithJsonSchema,
     create_model,
+    model_serializer,
 )
 
 from engine import program as p
+from engine.cases import Record, records
 
 TRACE_VERSION = 1
 
@@ -112,6 +116,16 @@ class Trace(_Model):
     facts: dict[str, Any]
     derived: dict[str, Any] = Field(default_factory=dict)
     rules: list[RuleTrace]
+    #: Facts the case left out that took their declared default (their value is in `facts`).
+    defaults: list[str] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _drop_empty(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """`defaults` appears only when a default was used, so traces of policies without them are unchanged."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("defaults"):
+            data.pop("defaults", None)
+        return data
 
 
 class Decision(_Model):
@@ -221,41 +235,30 @@ def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
     return Optional[base] if fact.optional else base  # noqa: UP045 - built at run time
 
 
-def _record_models(program: p.Program) -> dict[str, Any]:
-    """Nested field definitions from dotted fact paths (`end_user.type` → record `end_user`)."""
-    tree: dict[str, Any] = {}
-    for fact in program.facts.values():
-        node = tree
-        *parents, leaf = fact.path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = fact
-    return tree
-
-
-def _has_required(tree: dict[str, Any]) -> bool:
-    """Whether a record holds a required fact (a record of optional facts may be left out)."""
-    return any(
-        not entry.optional if isinstance(entry, p.FactInfo) else _has_required(entry)
-        for entry in tree.values()
-    )
-
-
-def _build_model(name: str, tree: dict[str, Any], program: p.Program) -> type[BaseModel]:
+def _build_model(name: str, tree: Record, program: p.Program) -> type[BaseModel]:
     # Fact names become aliases of compiler-made attribute names, so a fact may be called
     # `_x`, `schema` or `model_config` without clashing with pydantic's own names.
     fields: dict[str, Any] = {}
-    for index, (key, entry) in enumerate(tree.items()):
+    for index, (key, entry) in enumerate(tree.entries.items()):
         attr = f"f{index}"
         if isinstance(entry, p.FactInfo):
             default = None if entry.optional else ...
+            # A declared default is applied by the compiled rules (so the trace can say it was
+            # used); the schema still shows it, as JSON Schema's `default`.
+            extra = None if entry.default is None else {"default": to_json_value(entry.default)}
             fields[attr] = (
                 _annotation(entry, program.enums),
-                Field(default, alias=key, title=_title(key), description=entry.description),
+                Field(
+                    default,
+                    alias=key,
+                    title=_title(key),
+                    description=entry.description,
+                    json_schema_extra=extra,
+                ),
             )
         else:
             sub = _build_model(f"{name}_{key}", entry, program)
-            default = ... if _has_required(entry) else None
+            default = ... if entry.required() else None
             annotation = sub if default is ... else Optional[sub]  # noqa: UP045 - built at run time
             fields[attr] = (annotation, Field(default, alias=key, description=f"record `{key}`"))
     config = ConfigDict(extra="forbid", strict=False, title=name)
@@ -269,4 +272,4 @@ def _title(key: str) -> str:
 
 def case_model(program: p.Program) -> type[BaseModel]:
     """The pydantic model of a case for this program: required, optional, typed, closed enums."""
-    return _build_model("Case", _record_models(program), program)
+    return _build_model("Case", records(program), program)

@@ -424,8 +424,30 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def fact_decl(self, meta: Any, c: list[Any]) -> s.FactDecl:
-        path, type_expr, desc = c
-        return s.FactDecl(path.path, type_expr, _unquote(desc), span=self._span(meta))
+        path, type_expr, *rest = c
+        default = rest[0] if len(rest) == 2 else None
+        return s.FactDecl(path.path, type_expr, _unquote(rest[-1]), default, span=self._span(meta))
+
+    def fact_default(self, c: list[Any]) -> s.Ref | s.Literal | s.SetLiteral:
+        value: s.Ref | s.Literal | s.SetLiteral = c[0]
+        return value
+
+    @v_args(meta=True)
+    def default_set(self, meta: Any, c: list[Any]) -> s.SetLiteral:
+        return s.SetLiteral(tuple(x for x in c if x is not None), span=self._span(meta))
+
+    def default_item(self, c: list[Token]) -> s.Ref | s.Literal:
+        """One constant of a default, built exactly as the same token in a condition would be."""
+        token = c[0]
+        if token.type == "NAME":
+            return self.name_value([token])
+        if token.type == "STRING":
+            return self.string([token])
+        if token.type == "NUMBER":
+            return self.number([token])
+        if token.type == "DATE":
+            return self.date([token])
+        return s.Literal(str(token) == "true", span=self._tspan(token))
 
     @v_args(meta=True)
     def group_decl(self, meta: Any, c: list[Any]) -> s.GroupDecl:

@@ -216,11 +216,19 @@ def reads(node: Node) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class FactInfo:
+    """A declared fact. `optional`: a case may leave it out; `default`: the value it then takes."""
+
     path: str
     type: Type
     optional: bool
     description: str
     span: Span
+    default: Value | None = None
+
+    @property
+    def nullable(self) -> bool:
+        """Whether the fact can be missing at evaluation time (optional with no default)."""
+        return self.optional and self.default is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,10 +52,15 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def format_reads(reads: dict[str, Any], derived: frozenset[str]) -> str:
-    """`name = value` pairs; a derived fact with no value is unknown, a fact with none is missing."""
+def format_reads(
+    reads: dict[str, Any], derived: frozenset[str], defaults: frozenset[str] = frozenset()
+) -> str:
+    """`name = value` pairs; a derived fact with no value is unknown, a fact with none is missing,
+    and a fact the case left out shows its declared default, marked `(default)`."""
     return ", ".join(
-        f"{k} = {'unknown' if v is None and k in derived else format_value(v)}" for k, v in reads.items()
+        f"{k} = {'unknown' if v is None and k in derived else format_value(v)}"
+        + (" (default)" if k in defaults else "")
+        for k, v in reads.items()
     )
 
 
@@ -84,7 +89,11 @@ class RuleView:
 
 
 def condition_lines(
-    trace: ConditionTrace, depth: int = 1, only_failing: bool = False, derived: frozenset[str] = frozenset()
+    trace: ConditionTrace,
+    depth: int = 1,
+    only_failing: bool = False,
+    derived: frozenset[str] = frozenset(),
+    defaults: frozenset[str] = frozenset(),
 ) -> list[Line]:
     """The condition tree as indented lines; a top-level `and` is shown as its parts.
 
@@ -96,22 +105,27 @@ def condition_lines(
             line
             for child in trace.children
             if not only_failing or child.value is not True
-            for line in condition_lines(child, 1, False, derived)
+            for line in condition_lines(child, 1, False, derived, defaults)
         ]
-    reads = format_reads(trace.reads, derived)
+    reads = format_reads(trace.reads, derived, defaults)
     out = [Line(depth, verdict(trace.value), trace.condition, reads)]
     for child in trace.children:
-        out += condition_lines(child, depth + 1, False, derived)
+        out += condition_lines(child, depth + 1, False, derived, defaults)
     return out
 
 
-def _rule_view(rule: RuleTrace, explain_failing: bool, derived: frozenset[str] = frozenset()) -> RuleView:
+def _rule_view(
+    rule: RuleTrace,
+    explain_failing: bool,
+    derived: frozenset[str] = frozenset(),
+    defaults: frozenset[str] = frozenset(),
+) -> RuleView:
     relation = ""
     if rule.overrides and rule.status == "fired":
         relation = ", an exception to " + ", ".join(rule.overrides)
     if rule.status == "overridden":
         relation = ", overridden by " + ", ".join(rule.overridden_by)
-    lines = condition_lines(rule.condition, only_failing=explain_failing, derived=derived)
+    lines = condition_lines(rule.condition, only_failing=explain_failing, derived=derived, defaults=defaults)
     for clause in rule.unless:
         if not explain_failing or clause.value is not False:
             lines += [
@@ -119,7 +133,7 @@ def _rule_view(rule: RuleTrace, explain_failing: bool, derived: frozenset[str] =
                     1,
                     verdict(clause.value),
                     "unless " + clause.condition,
-                    format_reads(clause.reads, derived),
+                    format_reads(clause.reads, derived, defaults),
                 )
             ]
     return RuleView(rule.rule, "; ".join(rule.citations), rule.description, rule.status, relation, lines)
@@ -129,12 +143,13 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
     """Everything the text and Markdown templates show, in the order they show it."""
     traces = {r.rule: r for r in decision.trace.rules} if decision.trace else {}
     derived = frozenset(decision.trace.derived) if decision.trace else frozenset()
+    defaults = frozenset(decision.trace.defaults) if decision.trace else frozenset()
 
     def because(rule_ids: list[str]) -> list[RuleView]:
         views = []
         for rule_id in rule_ids:
             if rule_id in traces:
-                views.append(_rule_view(traces[rule_id], False, derived))
+                views.append(_rule_view(traces[rule_id], False, derived, defaults))
         return views
 
     outcomes = []
@@ -168,9 +183,11 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
         "d": decision,
         "explain": explain,
         "outcomes": outcomes,
-        "overridden": [_rule_view(r, False, derived) for r in rules if r.status == "overridden"],
-        "unknown": [(_rule_view(r, False, derived), r.missing) for r in rules if r.status == "unknown"],
-        "not_fired": [_rule_view(r, True, derived) for r in rules if r.status == "not_fired"],
+        "overridden": [_rule_view(r, False, derived, defaults) for r in rules if r.status == "overridden"],
+        "unknown": [
+            (_rule_view(r, False, derived, defaults), r.missing) for r in rules if r.status == "unknown"
+        ],
+        "not_fired": [_rule_view(r, True, derived, defaults) for r in rules if r.status == "not_fired"],
     }
 
 

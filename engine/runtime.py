@@ -18,8 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from engine import program as p
 from engine import syntax as s
+from engine.cases import pydantic_problem, value_at
 from engine.compiler import CompiledRules, Tables, compile_program
-from engine.errors import CaseDiagnostic, CaseError, case_problem
+from engine.errors import CaseError, case_problem
 from engine.inputs import compile_inputs
 from engine.models import (
     ConditionKind,
@@ -36,7 +37,6 @@ from engine.models import (
     case_model,
     to_json_value,
 )
-from engine.reasons import reason
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ class CompiledPolicy:
         self._order = self._precedence_order()
         self._rank = {rule: position for position, rule in enumerate(self._order)}
         self._expanded_reads = {name: self._expand(name, set()) for name in program.derived}
+        self._defaults = {k: f.default for k, f in program.facts.items() if f.default is not None}
         # Everything about a trace that does not depend on the case is worked out once, here.
         self._slot_text = tuple(s.unparse(slot.node.source) for slot in self.rules.slots)
         self._slot_kind: tuple[ConditionKind, ...] = tuple(
@@ -147,7 +148,7 @@ class CompiledPolicy:
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([_problem(e, self.program) for e in exc.errors()]) from None
+            raise CaseError([pydantic_problem(e, self.program) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -377,6 +378,9 @@ class CompiledPolicy:
 
     def _trace(self, facts: dict[str, Any], values: list[Any], derived: list[Any], res: Resolution) -> Trace:
         derived_map = dict(zip(self.rules.derived_names, derived, strict=True))
+        defaults = [k for k, v in facts.items() if v is None and k in self._defaults]
+        if defaults:  # show the value the rules used, and say it was the declared default
+            facts = {**facts, **{k: self._defaults[k] for k in defaults}}
         known = {**facts, **derived_map}
         rules = []
         for i, rule in enumerate(self.program.rules):
@@ -386,6 +390,7 @@ class CompiledPolicy:
             facts={k: to_json_value(v) for k, v in facts.items()},
             derived={k: to_json_value(v) for k, v in derived_map.items()},
             rules=rules,
+            defaults=defaults,
         )
 
     def _rule_trace(
@@ -462,9 +467,7 @@ class CompiledPolicy:
         """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
         flat: dict[str, Any] = {}
         for path, fact in self.program.facts.items():
-            value: Any = dumped
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+            value = value_at(dumped, path)
             if fact.type.is_set and value is not None:
                 value = frozenset(value)
             flat[path] = value
@@ -486,18 +489,3 @@ def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
         for e in table.entries
         if (e.effective is None or e.effective <= when) and (e.ends is None or when <= e.ends)
     }
-
-
-def _problem(error: Any, program: p.Program) -> CaseDiagnostic:
-    """One pydantic error as a coded case diagnostic: field path, reason in the engine's words."""
-    path = ""
-    for part in error.get("loc", ()):
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    path = path or "(case)"
-    kind = error.get("type", "")
-    if kind == "missing":
-        return case_problem(path, "is required but missing", "missing-fact")
-    if kind == "extra_forbidden":
-        return case_problem(path, "is not a fact of this policy", "unknown-fact")
-    fact_path = ".".join(str(part) for part in error.get("loc", ()) if not isinstance(part, int))
-    return case_problem(path, reason(error, program.facts.get(fact_path), program.enums))

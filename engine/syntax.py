@@ -192,9 +192,12 @@ class EnumDecl:
 
 @dataclass(frozen=True, slots=True)
 class FactDecl:
+    """`fact PATH: TYPE [default VALUE] "description"`; a fact with a default may be left out of a case."""
+
     path: tuple[str, ...]
     type: TypeExpr
     description: str
+    default: Ref | Literal | SetLiteral | None = None
     span: Span = _span()
 
     @property

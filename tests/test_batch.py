@@ -24,7 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from engine import api, batch, runtime
+from engine import api, batch
+from engine.cases import pydantic_problem
 from engine.cli import main
 from engine.commands.batch import default_rejects_path
 from engine.errors import CaseError
@@ -151,7 +152,7 @@ def pydantic_validate(compiled: CompiledPolicy, case: Any) -> dict[str, Any]:
     try:
         dumped = compiled.case_model.model_validate(data).model_dump(by_alias=True)
     except ValidationError as exc:
-        raise CaseError([runtime._problem(e, compiled.program) for e in exc.errors()]) from None
+        raise CaseError([pydantic_problem(e, compiled.program) for e in exc.errors()]) from None
     flat: dict[str, Any] = {}
     for path, fact in compiled.program.facts.items():
         value: Any = dumped

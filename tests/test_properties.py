@@ -212,7 +212,13 @@ def test_unparse_then_parse_gives_the_same_tree(expr: s.Expr) -> None:
 POLICIES = [
     *(
         LANGUAGE / name
-        for name in ("constructs.policy", "precedence.policy", "conflict.policy", "surveillance.policy")
+        for name in (
+            "constructs.policy",
+            "precedence.policy",
+            "conflict.policy",
+            "surveillance.policy",
+            "defaults.policy",
+        )
     ),
     *sorted(ROOT.glob("policies/*/*.policy")),
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from engine import diff as d
+from engine.cases import CaseFile, read_case_file
 from engine.commands.options import DATE, fail_usage, report_policy_error
 from engine.errors import PolicyError, UsageError
 from engine.terminal import Counter, use_color
@@ -103,20 +104,20 @@ def _split_case(targets: tuple[str, ...]) -> tuple[list[str], Path | None]:
     return specs, case_file
 
 
-def _cases(case_file: Path | None, cases_dir: Path | None) -> tuple[list[d.CaseInput], str]:
+def _cases(case_file: Path | None, cases_dir: Path | None) -> tuple[list[CaseFile], str]:
     """The cases to compare: one file, or every JSON file of --cases."""
     if case_file is not None and cases_dir is not None:
         raise UsageError("give either one CASE or --cases DIR, not both", "drop one of them")
     if case_file is not None:
         if not case_file.is_file():
             raise UsageError(f"case `{case_file}` does not exist", "give a JSON case file")
-        return [d.read_case_file(case_file)], str(case_file)
+        return [read_case_file(case_file)], str(case_file)
     if cases_dir is None:
         raise UsageError(
             "no cases to compare",
             "give --cases DIR (a folder of JSON cases) or a CASE file after the versions",
         )
-    return [d.read_case_file(f) for f in d.case_files(cases_dir)], str(cases_dir)
+    return [read_case_file(f) for f in d.case_files(cases_dir)], str(cases_dir)
 
 
 @contextmanager

@@ -7,15 +7,13 @@ an import cycle held together by import order (`tests/test_imports.py` refuses a
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from engine import api
+from engine import api, cases
 from engine.errors import CaseError, PolicyError, UsageError, render_all
 from engine.terminal import use_color
 
@@ -93,17 +91,11 @@ def load_policy(path: str, version: str | None, at: date | None) -> api.Policy:
 def read_case(source: str) -> dict[str, Any]:
     """A case from a JSON file or `-` (stdin); bad JSON is a located error, exit 1."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"error: cannot read case `{source}`: {exc.strerror}", err=True)
-        sys.exit(1)
-    name = "<stdin>" if source == "-" else source
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        click.echo(f"error[invalid-json]: {name}:{exc.lineno}:{exc.colno}: {exc.msg}", err=True)
-        sys.exit(1)
-    if not isinstance(data, dict):
-        click.echo(f"error[invalid-case]: {name}: a case is a JSON object of facts", err=True)
-        sys.exit(1)
-    return data
+        return cases.read_case(source)
+    except CaseError as exc:
+        (problem,) = exc.case_diagnostics
+    if problem.code == "unreadable-case":
+        click.echo(f"error: cannot read case `{source}`: {problem.message}", err=True)
+    else:
+        click.echo(f"error[{problem.code}]: {problem.location}: {problem.message}", err=True)
+    sys.exit(1)
