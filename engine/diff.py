@@ -199,9 +199,12 @@ class CaseProblem(_Model):
 
 
 class CaseDiff(_Model):
+    """One case compared; `facts` is its input as given (notes, the `$` keys, left out)."""
+
     case: str
     path: str
     comment: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
     status: CaseStatus
     before: OutcomeSummary | None = None
     after: OutcomeSummary | None = None
@@ -501,8 +504,31 @@ def compare_case(case: CaseFile, before: Side, after: Side) -> CaseDiff:
             reasons = [describe(d) for d in exc.case_diagnostics]
             errors.append(CaseProblem(side=role, version=side.label, problems=reasons))
     if errors:
-        return CaseDiff(case=case.name, path=case.path, comment=case.comment, status="failed", errors=errors)
+        return CaseDiff(
+            case=case.name,
+            path=case.path,
+            comment=case.comment,
+            facts=input_facts(case),
+            status="failed",
+            errors=errors,
+        )
     return diff_decisions(case, decisions[0], decisions[1])
+
+
+def input_facts(case: CaseFile) -> dict[str, Any]:
+    """The facts a case file gives, without its `$` notes: what a reviewer reads the outcome against."""
+    return {k: v for k, v in (case.facts or {}).items() if not str(k).startswith("$")}
+
+
+def fact_lines(facts: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """`(dotted name, value as an author writes it)` for every fact, records flattened."""
+    lines: list[tuple[str, str]] = []
+    for key, value in facts.items():
+        if isinstance(value, dict):
+            lines += fact_lines(value, f"{prefix}{key}.")
+        else:
+            lines.append((f"{prefix}{key}", format_value(value)))
+    return lines
 
 
 def diff_decisions(case: CaseFile, before: Decision, after: Decision) -> CaseDiff:
@@ -519,6 +545,7 @@ def diff_decisions(case: CaseFile, before: Decision, after: Decision) -> CaseDif
         case=case.name,
         path=case.path,
         comment=case.comment,
+        facts=input_facts(case),
         status=status,
         before=outcome_summary(before),
         after=outcome_summary(after),
@@ -957,6 +984,21 @@ def markdown_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def markdown_code(text: Any) -> str:
+    """Inline code that holds any text: a fence longer than any run of backticks inside, one line."""
+    body = markdown_cell(str(text))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def rule_ids(refs: Sequence[RuleRef]) -> str:
+    """`rule`, `rule`: the rules behind an outcome, by id only (their citations are listed once, per rule)."""
+    if not refs:
+        return "no rule (default)"
+    return ", ".join(markdown_code(r.rule) for r in refs)
+
+
 def rule_refs(refs: Sequence[RuleRef]) -> str:
     """`rule [cite; cite], rule [...]`, or the default when no rule decided."""
     if not refs:
@@ -1026,6 +1068,13 @@ def side_by_side(diff: CaseDiff) -> list[Row]:
     return rows
 
 
+def listed_rules(diff: CaseDiff) -> list[RuleRow]:
+    """The rules a case's Markdown lists: those that changed, and those an outcome change names
+    (in trace order), each once with its description and citations."""
+    named = {ref.rule for change in diff.changes for ref in (*change.rules_before, *change.rules_after)}
+    return [rule for rule in diff.rules if rule.changed or rule.rule in named]
+
+
 def _defined(value: Any, defined: bool) -> str:
     return format_value(value) if defined else "(not defined)"
 
@@ -1042,6 +1091,9 @@ def environment(html: bool = False) -> Environment:
     env.filters["verdict"] = lambda v: VERDICT[v]
     env.filters["short"] = lambda h: h[:12]
     env.filters["cell"] = markdown_cell
+    env.filters["code"] = markdown_code
+    env.filters["ids"] = rule_ids
+    env.filters["facts"] = fact_lines
     return env
 
 
@@ -1058,6 +1110,7 @@ def _context(report: DiffReport, color: bool = False) -> dict[str, Any]:
         "paint": _painter(color),
         "sections": sections,
         "side_by_side": side_by_side,
+        "listed_rules": listed_rules,
     }
 
 
