@@ -251,6 +251,27 @@ class DefinitionChange(_Model):
     after: str | None
 
 
+class HeaderChange(_Model):
+    """A header field (`title`, `source`, `description`, `effective`, `ends`, `status`...) that differs."""
+
+    field: str
+    before: str | None
+    after: str | None
+
+
+class CommentChange(_Model):
+    """A comment block whose words differ, placed by the declaration it precedes or sits in.
+
+    `anchor` is `rule X`, `fact X`, ... , `(header)` or `(end of file)`; the text is the
+    comment block with `#` and line breaks removed, so re-wrapping or re-indenting a comment
+    (layout) is no change, while any change of words is.
+    """
+
+    anchor: str
+    before: str | None
+    after: str | None
+
+
 class DiffReport(_Model):
     """Everything `policy diff` found; the JSON report is this model's dump."""
 
@@ -263,6 +284,8 @@ class DiffReport(_Model):
     cases: list[CaseDiff]
     rule_changes: list[RuleChange]
     definition_changes: list[DefinitionChange] = Field(default_factory=list)
+    header_changes: list[HeaderChange] = Field(default_factory=list)
+    comment_changes: list[CommentChange] = Field(default_factory=list)
 
     @property
     def decisions_changed(self) -> bool:
@@ -873,6 +896,61 @@ def definition_changes(before: p.Program, after: p.Program) -> list[DefinitionCh
     return changes
 
 
+def header_changes(before: p.Program, after: p.Program) -> list[HeaderChange]:
+    """Header fields whose value differs (the version's own name and dates included)."""
+    if before.syntax is None or after.syntax is None:
+        return []
+    old = {f.name: str(f.value) for f in before.syntax.header.fields}
+    new = {f.name: str(f.value) for f in after.syntax.header.fields}
+    return [
+        HeaderChange(field=name, before=old.get(name), after=new.get(name))
+        for name in _aligned(list(old), list(new))
+        if old.get(name) != new.get(name)
+    ]
+
+
+def _item_anchor(item: Any) -> str:
+    """How a reviewer names a declaration: `rule cc-favorable`, `fact end_user.type`, `use "../x.vocab"`."""
+    kind = type(item).__name__.removesuffix("Decl").lower()
+    if isinstance(item, s.RuleDecl):
+        return f"rule {item.id.name}"
+    if isinstance(item, s.FactDecl):
+        return f"fact {'.'.join(item.path)}"
+    if isinstance(item, s.Use):
+        return f'use "{item.path}"'
+    name = getattr(item, "name", None)
+    return f"{kind} {getattr(name, 'name', name)}"
+
+
+def comment_blocks(tree: s.SourceFile) -> dict[str, str]:
+    """Each declaration's comments (those above it and inside it), words only, by anchor."""
+    items = sorted(tree.items, key=lambda i: i.span.line)
+    blocks: dict[str, list[str]] = {}
+    for comment in tree.comments:
+        line = comment.span.line
+        owner = next((i for i in items if i.span.end_line >= line), None)
+        if owner is None:
+            anchor = "(end of file)"
+        elif owner is items[0] and line < owner.span.line and line <= tree.header.span.end_line + 1:
+            anchor = "(header)"
+        else:
+            anchor = _item_anchor(owner)
+        blocks.setdefault(anchor, []).append(comment.text.lstrip("#").strip())
+    return {anchor: " ".join(" ".join(parts).split()) for anchor, parts in blocks.items()}
+
+
+def comment_changes(before: p.Program, after: p.Program) -> list[CommentChange]:
+    """Comment blocks whose words differ; layout (wrapping, indentation, blank lines) is not a change."""
+    if before.syntax is None or after.syntax is None:
+        return []
+    old, new = comment_blocks(before.syntax), comment_blocks(after.syntax)
+    return [
+        CommentChange(anchor=anchor, before=old.get(anchor), after=new.get(anchor))
+        for anchor in _aligned(list(old), list(new))
+        if old.get(anchor) != new.get(anchor)
+    ]
+
+
 # ---------------------------------------------------------------------------
 # The whole report
 
@@ -905,6 +983,8 @@ def compare(
         cases=kept,
         rule_changes=rule_changes(before.policy.compiled.program, after.policy.compiled.program),
         definition_changes=definition_changes(before.policy.compiled.program, after.policy.compiled.program),
+        header_changes=header_changes(before.policy.compiled.program, after.policy.compiled.program),
+        comment_changes=comment_changes(before.policy.compiled.program, after.policy.compiled.program),
     )
 
 

@@ -47,3 +47,70 @@ def test_html_links_rules_changed_from_the_top_and_shows_facts_and_descriptions(
     assert '<section id="rules">' in page
     assert '<details class="facts"><summary>Facts of the case</summary>' in page
     assert '<span class="desc">For such an item, a risk that it will be used' in page
+
+
+MINI = """policy "mini"
+  title "Mini"
+  version "{version}"
+  effective {version}
+  status in-force
+  source "{source}"
+
+enum Review "review" = <favorable, not_applicable>
+fact cc: boolean "controlled for crime control"
+decision license_review: Review default not_applicable "how the application is reviewed"
+
+{comment}
+rule favorable "CC items are considered favourably"
+  cite "P(1)"
+  if cc
+  then decide license_review = favorable
+"""
+
+NOTE = "# Interpretation: a CC item is one on the\n# 742.7(a) list on the evaluation date."
+REWRAPPED = "#   Interpretation: a CC item is one on the 742.7(a) list\n#   on the evaluation date."
+REWORDED = "# Interpretation: a CC item is one on the\n# 742.7(a) list on the application date."
+
+
+def _mini_diff(tmp_path: Path, after_comment: str, after_source: str = "tests") -> dict:
+    (tmp_path / "cases").mkdir(exist_ok=True)
+    (tmp_path / "cases" / "c.json").write_text('{"cc": true}')
+    a = tmp_path / "a.policy"
+    b = tmp_path / "b.policy"
+    a.write_text(MINI.format(version="2021-01-01", source="tests", comment=NOTE))
+    b.write_text(MINI.format(version="2021-01-01", source=after_source, comment=after_comment))
+    result = CliRunner().invoke(
+        main, ["diff", str(a), str(b), "--cases", str(tmp_path / "cases"), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_rewrapping_a_comment_is_layout_not_a_change(tmp_path: Path) -> None:
+    report = _mini_diff(tmp_path, REWRAPPED)
+    assert report["comment_changes"] == [] and report["header_changes"] == []
+
+
+def test_changed_comment_words_show_by_the_rule_they_annotate(tmp_path: Path) -> None:
+    report = _mini_diff(tmp_path, REWORDED)
+    assert report["comment_changes"] == [
+        {
+            "anchor": "rule favorable",
+            "before": "Interpretation: a CC item is one on the 742.7(a) list on the evaluation date.",
+            "after": "Interpretation: a CC item is one on the 742.7(a) list on the application date.",
+        }
+    ]
+
+
+def test_a_header_change_shows(tmp_path: Path) -> None:
+    report = _mini_diff(tmp_path, NOTE, after_source="tests, as amended")
+    assert report["header_changes"] == [{"field": "source", "before": "tests", "after": "tests, as amended"}]
+
+
+def test_text_and_markdown_show_header_and_comment_changes(in_root: Path) -> None:
+    text = CliRunner().invoke(main, ARGS).output
+    assert "\nHeader changed:\n  ~ version\n" in text and "\n  ~ source\n" in text
+    assert "\nComments changed (words only; re-wrapping is not a change):\n" in text
+    md = _report("md")
+    assert "### Header changed" in md and "### Comments changed" in md
+    assert '<a href="#comment-changes">' in _report("html")
