@@ -19,8 +19,10 @@ from engine import program as p
 from engine import syntax as s
 from engine.errors import Diagnostic, Severity, Span, did_you_mean, has_errors
 from engine.loader import Loader, SourceUnit, table_path
+from engine.numbers import ROUNDING_MODES
 
 STATUSES = ("draft", "proposed", "in-force")
+FUNCTIONS = ("min", "max")
 REQUIRED_POLICY_FIELDS = ("title", "version", "effective", "status", "source")
 
 
@@ -274,8 +276,14 @@ class _Checker:
                 values.append(value.name)
         return tuple(values)
 
-    def _type(self, type_expr: s.TypeExpr) -> p.Type | None:
-        """Resolve a written type; unknown names are reported with a suggestion."""
+    def _type(self, type_expr: s.TypeExpr, computed: bool = False) -> p.Type | None:
+        """Resolve a written type; unknown names are reported with a suggestion.
+
+        A scale (`number scale 2 rounding half_up`) is for `computed` numbers only: derived
+        facts and decisions. Facts and tables hold the numbers the case or the data give.
+        """
+        if type_expr.scale is not None and not self._scale_ok(type_expr, computed):
+            return None
         if type_expr.name in p.SCALARS:
             return p.Type(type_expr.name, None, type_expr.is_set)
         if type_expr.name in self.declared.enums:
@@ -289,6 +297,51 @@ class _Checker:
             or "a type is boolean, number, string, date, an enumeration, or `set of` one of those",
         )
         return None
+
+    def _scale_ok(self, type_expr: s.TypeExpr, computed: bool) -> bool:
+        if type_expr.name != "number" or type_expr.is_set:
+            self._error(
+                "type-mismatch",
+                f"only a number has a scale, and this is a {'set of ' if type_expr.is_set else ''}"
+                f"{type_expr.name}",
+                type_expr.span,
+                "drop `scale ... rounding ...`",
+            )
+            return False
+        if not computed:
+            self._error(
+                "type-mismatch",
+                "a scale rounds computed numbers: derived facts and decisions",
+                type_expr.span,
+                "drop `scale ... rounding ...` here; facts and tables keep the digits they are given",
+            )
+            return False
+        rounding = type_expr.rounding
+        if rounding is not None and rounding.name not in ROUNDING_MODES:
+            self._error(
+                "unknown-value",
+                f"`{rounding.name}` is not a rounding rule",
+                rounding.span,
+                did_you_mean(rounding.name, ROUNDING_MODES)
+                or f"the rounding rules are {_list(ROUNDING_MODES)}",
+            )
+            return False
+        return True
+
+    def _stored(self, node: p.Node, type_expr: s.TypeExpr | None, what: str, where: s.Expr) -> p.Node | None:
+        """A computed value as it is stored: rounded to its declared scale, or exact without `/`."""
+        if type_expr is not None and type_expr.scale is not None and type_expr.rounding is not None:
+            return p.RoundNode(node, type_expr.scale, type_expr.rounding.name, p.NUMBER, node.source)
+        if p.exact_quotient(node):
+            self._error(
+                "unrounded-division",
+                f"{what} divides, and a quotient can have more digits than any decimal holds",
+                where.span,
+                "declare the digits it keeps and how it is rounded: `number scale 2 rounding half_up` "
+                "(or compare the quotient in a condition, where it is exact)",
+            )
+            return None
+        return node
 
     def _check_decision(self, decision: s.DecisionDecl) -> None:
         assert self.program is not None
@@ -426,13 +479,16 @@ class _Checker:
             )
             return None
         self._resolving.append(name)
-        expected = self._type(define.type) if define.type else None
+        expected = self._type(define.type, computed=True) if define.type else None
         node = self._resolve(define.expr, expected)
         self._resolving.pop()
         if node is None:
             return None
         if expected is not None and not _same(node.type, expected):
             self._mismatch(define.expr, f"`{name}` is declared `{expected}` but computes `{node.type}`")
+            return None
+        node = self._stored(node, define.type, f"`{name}`", define.expr)
+        if node is None:
             return None
         info = p.DerivedInfo(name, node.type, define.description, node, define.span)
         self.program.derived[name] = info
@@ -636,6 +692,9 @@ class _Checker:
             return
         owners = [e for e, values in self.program.enums.items() if name in values]
         help_text = did_you_mean(name, [*self.program.facts, *self.declared.defines])
+        parts = name.split("-")
+        if len(parts) > 1 and all(q in self.program.facts or q in self.declared.defines for q in parts):
+            help_text = f"names may hold hyphens; to subtract, put spaces around `-`: `{' - '.join(parts)}`"
         if owners and help_text is None:
             help_text = f"`{name}` is a value of `{owners[0]}`; compare a fact with it, e.g. `FACT = {name}`"
         self._error(
@@ -816,6 +875,43 @@ class _Checker:
             f"the values of `{s.unparse(expr.collection)}`" if expr.mode == "one" else "the other side",
         )
         return None if item is None else p.IncludesNode(collection, item, expr.mode, p.BOOLEAN, expr)
+
+    def _resolve_arith(self, expr: s.Arith, expected: p.Type | None) -> p.Node | None:
+        left = self._number(expr.left, f"`{expr.op}`")
+        right = self._number(expr.right, f"`{expr.op}`")
+        if left is None or right is None:
+            return None
+        return p.ArithNode(expr.op, left, right, p.NUMBER, expr)
+
+    def _resolve_call(self, expr: s.Call, expected: p.Type | None) -> p.Node | None:
+        name = expr.function.name
+        if name not in FUNCTIONS:
+            self._error(
+                "unknown-function",
+                f"unknown function `{name}`",
+                expr.function.span,
+                did_you_mean(name, FUNCTIONS) or f"the functions are {_list(FUNCTIONS)}",
+            )
+            return None
+        if len(expr.args) < 2:
+            self._mismatch(expr, f"`{name}` needs at least two numbers", f"write `{name}(a, b)`")
+            return None
+        args = [self._number(a, f"`{name}`") for a in expr.args]
+        if None in args:
+            return None
+        return p.CallNode(name, tuple(a for a in args if a is not None), p.NUMBER, expr)
+
+    def _number(self, expr: s.Expr, operator: str) -> p.Node | None:
+        """An operand of arithmetic: it must be a number."""
+        node = self._resolve(expr, p.NUMBER)
+        if node is not None and not _same(node.type, p.NUMBER):
+            self._mismatch(
+                expr,
+                f"{operator} needs numbers, and `{s.unparse(expr)}` is a {node.type}",
+                "arithmetic, `min` and `max` work on numbers only",
+            )
+            return None
+        return node
 
     def _resolve_presence(self, expr: s.Presence, expected: p.Type | None) -> p.Node | None:
         assert self.program is not None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine import numbers
 from engine import program as p
 from engine.cases import records
 
@@ -63,6 +64,13 @@ def _get3(table: dict[Any, Any], key: Any, default: Any) -> Any:
 
 
 _RUNTIME: dict[str, Any] = {
+    "_add": numbers.add,
+    "_sub": numbers.subtract,
+    "_mul": numbers.multiply,
+    "_div": numbers.divide,
+    "_min": numbers.smallest,
+    "_max": numbers.largest,
+    "_round": numbers.round_to,
     "_and3": _and3,
     "_or3": _or3,
     "_not3": _not3,
@@ -76,6 +84,7 @@ _RUNTIME: dict[str, Any] = {
     "_frozenset": frozenset,
 }
 
+_ARITH = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
 _PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OP_FUNC = {
     "=": lambda a, b: a == b,
@@ -94,6 +103,7 @@ class ConditionSlot:
     index: int
     node: p.Node
     children: tuple[int, ...]
+    computed: tuple[int, ...] = ()  # indexes (in the explain list) of the arithmetic it computed
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class CompiledRules:
     table_names: tuple[str, ...]
     slots: tuple[ConditionSlot, ...]
     rule_slots: tuple[tuple[int, tuple[int, ...]], ...]  # per rule: condition slot, unless slots
+    computed: tuple[p.Node, ...]  # arithmetic in tests; its values follow the slots' in explain's list
     derived_names: tuple[str, ...]
     source: str  # the generated Python, for debugging (`policy compile --show`)
 
@@ -148,6 +159,8 @@ class _Emitter:
             return not node.type.is_set or self.nullable(node.key)
         if isinstance(node, p.PresenceNode):
             return False
+        if isinstance(node, p.ArithNode) and node.op == "/":
+            return True  # division by zero has no value
         return any(self.nullable(child) for child in p.sub_nodes(node))
 
     def expr(self, node: p.Node, sub: Callable[[p.Node], str] | None = None) -> str:
@@ -204,6 +217,12 @@ class _Emitter:
                 )
             subset = item if self.frozen(node.item) else f"_frozenset({item})"
             return f"_all3({item}, {coll})" if tri else f"{subset}.issubset({coll})"
+        if isinstance(node, p.ArithNode):
+            return f"{_ARITH[node.op]}({render(node.left)}, {render(node.right)})"
+        if isinstance(node, p.CallNode):
+            return f"_{node.function}({', '.join(render(a) for a in node.args)})"
+        if isinstance(node, p.RoundNode):
+            return f"_round({render(node.operand)}, {int(node.scale)}, {self.const(node.rounding)})"
         raise TypeError(f"cannot compile {node!r}")
 
     def prologue(self) -> list[str]:
@@ -424,20 +443,40 @@ def _decide_source(emitter: _Emitter, name: str = "decide") -> tuple[list[str], 
 
 def _explain_source(
     emitter: _Emitter,
-) -> tuple[list[str], list[ConditionSlot], list[tuple[int, tuple[int, ...]]]]:
+) -> tuple[list[str], list[ConditionSlot], list[tuple[int, tuple[int, ...]]], list[p.Node]]:
     """Every condition node gets a slot; all are evaluated (no short-circuit) so the trace is complete."""
     slots: list[ConditionSlot] = []
     lines: list[str] = []
     slot_of: dict[int, int] = {}
+    computed: list[p.Node] = []  # arithmetic inside tests, kept in `w` for the trace
+    computed_of: dict[int, int] = {}
+
+    def via_computed(node: p.Node) -> str:
+        if id(node) in computed_of:
+            return f"w[{computed_of[id(node)]}]"
+        return emitter.expr(node, via_computed)
+
+    def compute(node: p.Node, found: list[int]) -> None:
+        """Evaluate a test's arithmetic bottom-up into `w`, once, so the trace can show it."""
+        for child in p.sub_nodes(node):
+            compute(child, found)
+        if isinstance(node, p.COMPUTED_NODES):
+            if id(node) not in computed_of:
+                lines.append(f"    w[{len(computed)}] = {emitter.expr(node, via_computed)}")
+                computed_of[id(node)] = len(computed)
+                computed.append(node)
+            found.append(computed_of[id(node)])
 
     def condition(node: p.Node) -> int:
         kids = tuple(condition(c) for c in _condition_children(node))
+        found: list[int] = []
         if kids:
             source = emitter.expr(node, lambda child: f"v[{slot_of[id(child)]}]")
         else:
-            source = emitter.expr(node)
+            compute(node, found)
+            source = emitter.expr(node, via_computed)
         index = len(slots)
-        slots.append(ConditionSlot(index, node, kids))
+        slots.append(ConditionSlot(index, node, kids, tuple(found)))
         slot_of[id(node)] = index
         lines.append(f"    v[{index}] = {source}")
         return index
@@ -446,7 +485,14 @@ def _explain_source(
         (condition(rule.condition), tuple(condition(u) for u in rule.unless))
         for rule in emitter.program.rules
     ]
-    return lines, slots, rule_slots
+    if computed:  # computed values follow the condition slots in the list explain returns
+        lines.insert(0, f"    w = [None] * {len(computed)}")
+        lines.append("    v.extend(w)")
+        slots = [
+            ConditionSlot(x.index, x.node, x.children, tuple(len(slots) + k for k in x.computed))
+            for x in slots
+        ]
+    return lines, slots, rule_slots, computed
 
 
 def _key_lines(rule_slots: list[tuple[int, tuple[int, ...]]]) -> list[str]:
@@ -479,7 +525,7 @@ def compile_program(program: p.Program) -> CompiledRules:
     case_lines, case_namespace = _decide_source(_Emitter(program, nested=True), "decide_case")
 
     explain_emitter = _Emitter(program)
-    explain_body, slots, rule_slots = _explain_source(explain_emitter)
+    explain_body, slots, rule_slots, computed = _explain_source(explain_emitter)
     derived = explain_emitter.derived_lines()
     derived_values = ", ".join(explain_emitter.derived_vars.values())
     explain_head = [
@@ -503,6 +549,7 @@ def compile_program(program: p.Program) -> CompiledRules:
         table_names=tuple(program.tables),
         slots=tuple(slots),
         rule_slots=tuple(rule_slots),
+        computed=tuple(computed),
         derived_names=tuple(program.derived),
         source=source,
     )

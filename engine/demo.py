@@ -39,7 +39,18 @@ def main() -> int:
             print(engine.render_decision(decision, "text", explain=True), end="")
     print("=" * 100)
     print(next_step())
-    return 0
+    return _service_demo()
+
+
+def _service_demo() -> int:
+    """One decision served over loopback HTTP and its log verified (needs the `service` extra)."""
+    print("=" * 100)
+    try:
+        from engine.service.demo import show
+    except ImportError as exc:
+        print(f"service demo skipped: {exc.name} is not installed (pip install '.[service]')")
+        return 0
+    return show()
 
 
 def policy_command() -> str:

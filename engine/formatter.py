@@ -453,7 +453,10 @@ def _field_value(item: s.HeaderField) -> str:
 
 def _type(type_expr: s.TypeExpr) -> str:
     optional = "optional " if type_expr.optional else ""
-    return f"{optional}{'set of ' if type_expr.is_set else ''}{type_expr.name}"
+    scale = ""
+    if type_expr.scale is not None and type_expr.rounding is not None:
+        scale = f" scale {type_expr.scale} rounding {type_expr.rounding.name}"
+    return f"{optional}{'set of ' if type_expr.is_set else ''}{type_expr.name}{scale}"
 
 
 def _outcome(outcome: s.Outcome) -> str:

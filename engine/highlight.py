@@ -27,6 +27,8 @@ from pygments.token import (  # type: ignore[import-untyped]
     Whitespace,
 )
 
+from engine.grammar import item_keywords, keywords
+
 __all__ = [
     "BUILTIN_TYPES",
     "CLAUSE_KEYWORDS",
@@ -40,20 +42,7 @@ __all__ = [
 
 # Keyword classes. Every lowercase keyword of grammar/policy.lark must be in exactly
 # one of them; tests/test_highlight.py checks that against the grammar file.
-DECLARATION_KEYWORDS = (
-    "policy",
-    "vocabulary",
-    "use",
-    "enum",
-    "fact",
-    "group",
-    "table",
-    "define",
-    "decision",
-    "obligation",
-    "recommendation",
-    "rule",
-)
+DECLARATION_KEYWORDS = ("policy", "vocabulary", *item_keywords())  # headers, then the grammar's `item`s
 CLAUSE_KEYWORDS = (
     "title",
     "version",
@@ -73,12 +62,10 @@ CLAUSE_KEYWORDS = (
     "default",
     "from",
 )
-TYPE_KEYWORDS = ("set", "of", "optional")
+TYPE_KEYWORDS = ("set", "of", "optional", "scale", "rounding")
 OPERATOR_WORDS = ("and", "or", "not", "in", "includes", "any", "all", "is", "missing", "present")
 CONSTANT_KEYWORDS = ("true", "false")
-KEYWORDS = frozenset(
-    DECLARATION_KEYWORDS + CLAUSE_KEYWORDS + TYPE_KEYWORDS + OPERATOR_WORDS + CONSTANT_KEYWORDS
-)
+KEYWORDS = keywords()  # the classes above partition it (tests/test_highlight.py)
 # Not keywords in the grammar (they are NAMEs), but the types every policy uses;
 # highlighted as builtins only where a type is expected.
 BUILTIN_TYPES = ("boolean", "number", "string", "date")
@@ -135,6 +122,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type h
         "literals": [
             (r'"', String.Double, "string"),
             (r"\d{4}-\d{2}-\d{2}", Literal.Date),
+            (r"-?\d+(?:\.\d+)?%", Number),  # a percentage: 25% is 0.25
             (r"-?\d+\.\d+", Number.Float),
             (r"-?\d+", Number.Integer),
             (_keywords(CONSTANT_KEYWORDS), Keyword.Constant),
@@ -156,6 +144,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type h
             (_keywords(("require", "recommend")), Keyword.Reserved, "outcome-words"),
             (_keywords(("status", "default")), Keyword.Reserved, "value"),
             (_keywords(CLAUSE_KEYWORDS), Keyword.Reserved),
+            (words(("rounding",), suffix=_WORD_END), Keyword.Type, "value"),
             (_keywords(TYPE_KEYWORDS), Keyword.Type),
             (_keywords(OPERATOR_WORDS), Operator.Word),
             include("literals"),
@@ -164,6 +153,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc]  # pygments ships no type h
             (r":", Punctuation, "type"),
             (_SET_OPEN, Punctuation, "set"),
             (r"!=|<=|>=|<|>|=", Operator),
+            (r"[-+*/]", Operator),  # arithmetic; a `-` inside a name is part of the name
             (r"[\[\](),.]", Punctuation),
             # A name followed by `[` is a table lookup.
             (NAME + r"(?=\s*\[)", Name.Namespace),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (
@@ -17,17 +18,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
     StrictBool,
     StrictStr,
     WithJsonSchema,
     create_model,
-    model_serializer,
 )
 
 from engine import program as p
 from engine.cases import Record, records
+from engine.numbers import as_decimal_text
 
 TRACE_VERSION = 1
 
@@ -91,6 +90,9 @@ class ConditionTrace(_Model):
     kind: ConditionKind = "test"
     value: bool | None
     reads: dict[str, Any] = Field(default_factory=dict)
+    #: The values of the arithmetic the test computed (`a / b * 100` → `"25.01"`), by source text;
+    #: left out of the JSON when the test computes nothing.
+    computed: dict[str, Any] = Field(default_factory=dict, exclude_if=lambda v: not v)
     children: list[ConditionTrace] = Field(default_factory=list)
 
 
@@ -116,16 +118,9 @@ class Trace(_Model):
     facts: dict[str, Any]
     derived: dict[str, Any] = Field(default_factory=dict)
     rules: list[RuleTrace]
-    #: Facts the case left out that took their declared default (their value is in `facts`).
-    defaults: list[str] = Field(default_factory=list)
-
-    @model_serializer(mode="wrap")
-    def _drop_empty(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        """`defaults` appears only when a default was used, so traces of policies without them are unchanged."""
-        data = handler(self)
-        if isinstance(data, dict) and not data.get("defaults"):
-            data.pop("defaults", None)
-        return data
+    #: Facts the case left out that took their declared default (their value is in `facts`);
+    #: left out of the JSON when empty, so traces of policies without defaults are unchanged.
+    defaults: list[str] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class Decision(_Model):
@@ -170,6 +165,8 @@ def to_json_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Fraction):  # an exact quotient no scale has rounded (only in `computed`)
+        return as_decimal_text(value)
     return value
 
 

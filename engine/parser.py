@@ -17,7 +17,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from engine import syntax as s
 from engine.errors import Diagnostic, Span, did_you_mean
+from engine.grammar import item_keywords
 from engine.grammar import parser as lark_parser
+from engine.numbers import percent
 
 
 class ParseResult:
@@ -67,9 +69,7 @@ def extract_comments(text: str, path: str) -> tuple[s.Comment, ...]:
 # Error recovery
 
 
-_DECLARATION_START = re.compile(
-    r"^[ \t]*(use|enum|fact|group|table|define|decision|obligation|recommendation|rule)\b", re.M
-)
+_DECLARATION_START = re.compile(r"^[ \t]*(" + "|".join(item_keywords()) + r")\b", re.M)
 
 
 def _pieces(text: str) -> list[tuple[int, str]]:
@@ -447,6 +447,8 @@ class _Builder(Transformer[Token, Any]):
             return self.number([token])
         if token.type == "DATE":
             return self.date([token])
+        if token.type == "PERCENT":
+            return self.percent([token])
         return s.Literal(str(token) == "true", span=self._tspan(token))
 
     @v_args(meta=True)
@@ -552,9 +554,27 @@ class _Builder(Transformer[Token, Any]):
     # types ----------------------------------------------------------------
     @v_args(meta=True)
     def type_expr(self, meta: Any, c: list[Any]) -> s.TypeExpr:
+        scale: _Scale | None = c.pop() if c and isinstance(c[-1], _Scale) else None
         optional = len(c) == 2
         base: s.TypeExpr = c[-1]
-        return s.TypeExpr(base.name, base.is_set, optional, span=self._span(meta))
+        return s.TypeExpr(
+            base.name,
+            base.is_set,
+            optional,
+            scale.digits if scale else None,
+            scale.rounding if scale else None,
+            span=self._span(meta),
+        )
+
+    def scale_clause(self, c: list[Token]) -> _Scale:
+        digits, rounding = c
+        if "." in str(digits) or str(digits).startswith("-"):
+            raise _LiteralError(
+                f"`{digits}` is not a number of digits",
+                self._tspan(digits),
+                "a scale is a whole number of digits after the point: `scale 2`",
+            )
+        return _Scale(int(str(digits)), self._ident(rounding))
 
     @v_args(meta=True)
     def set_type(self, meta: Any, c: list[Token]) -> s.TypeExpr:
@@ -604,6 +624,32 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True)
     def is_present(self, meta: Any, c: list[Any]) -> s.Presence:
         return s.Presence(c[0], True, span=self._span(meta))
+
+    def _arith(self, op: str, meta: Any, c: list[Any]) -> s.Arith:
+        return s.Arith(op, c[0], c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def add(self, meta: Any, c: list[Any]) -> s.Arith:
+        return self._arith("+", meta, c)
+
+    @v_args(meta=True)
+    def subtract(self, meta: Any, c: list[Any]) -> s.Arith:
+        return self._arith("-", meta, c)
+
+    @v_args(meta=True)
+    def multiply(self, meta: Any, c: list[Any]) -> s.Arith:
+        return self._arith("*", meta, c)
+
+    @v_args(meta=True)
+    def divide(self, meta: Any, c: list[Any]) -> s.Arith:
+        return self._arith("/", meta, c)
+
+    @v_args(meta=True)
+    def call(self, meta: Any, c: list[Any]) -> s.Call:
+        return s.Call(self._ident(c[0]), tuple(c[1:]), span=self._span(meta))
+
+    def percent(self, c: list[Token]) -> s.Literal:
+        return s.Literal(percent(str(c[0])[:-1]), True, span=self._tspan(c[0]))
 
     @v_args(meta=True)
     def lookup(self, meta: Any, c: list[Any]) -> s.Lookup:
@@ -655,6 +701,11 @@ class _Builder(Transformer[Token, Any]):
 
 class _Cites(tuple[str, ...]):
     pass
+
+
+class _Scale:
+    def __init__(self, digits: int, rounding: s.Ident):
+        self.digits, self.rounding = digits, rounding
 
 
 class _Overrides(tuple[s.Ident, ...]):

@@ -155,6 +155,42 @@ class PresenceNode:
     source: s.Expr
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ArithNode:
+    """`left OP right` on numbers, OP one of + - * /; `/` is an exact rational (engine/numbers.py)."""
+
+    op: str
+    left: Node
+    right: Node
+    type: Type
+    source: s.Expr
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CallNode:
+    """`min(...)` or `max(...)` over numbers."""
+
+    function: str
+    args: tuple[Node, ...]
+    type: Type
+    source: s.Expr
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RoundNode:
+    """A computed number brought to its declared scale: `number scale 2 rounding half_up`.
+
+    Made by the checker where a derived fact or decision declares a scale; `source` is the
+    expression it rounds.
+    """
+
+    operand: Node
+    scale: int
+    rounding: str
+    type: Type
+    source: s.Expr
+
+
 Node = Union[
     FactRead,
     DerivedRead,
@@ -168,7 +204,13 @@ Node = Union[
     MemberNode,
     IncludesNode,
     PresenceNode,
+    ArithNode,
+    CallNode,
+    RoundNode,
 ]
+
+#: Nodes that compute a number; the trace shows their values (`computed`).
+COMPUTED_NODES = (ArithNode, CallNode, RoundNode)
 
 #: Nodes that are conditions in their own right and get a line in a trace.
 CONDITION_NODES = (NotNode, AndNode, OrNode, CompareNode, MemberNode, IncludesNode, PresenceNode, TableHas)
@@ -188,7 +230,26 @@ def sub_nodes(node: Node) -> tuple[Node, ...]:
         return (node.collection, node.item)
     if isinstance(node, TableLookup | TableHas):
         return (node.key,)
+    if isinstance(node, ArithNode):
+        return (node.left, node.right)
+    if isinstance(node, CallNode):
+        return node.args
+    if isinstance(node, RoundNode):
+        return (node.operand,)
     return ()
+
+
+def exact_quotient(node: Node) -> bool:
+    """Whether a node can compute an exact rational (a `/` not brought to a declared scale).
+
+    Such a value may be compared, but cannot be stored (a derived fact, a decision) without
+    a scale and a rounding rule. Derived facts are already decimals, so reads stop there.
+    """
+    if isinstance(node, ArithNode) and node.op == "/":
+        return True
+    if isinstance(node, RoundNode | DerivedRead):
+        return False
+    return any(exact_quotient(child) for child in sub_nodes(node))
 
 
 def reads(node: Node) -> list[str]:

@@ -86,6 +86,7 @@ class RuleView:
     status: str
     relation: str
     lines: list[Line] = field(default_factory=list)
+    unknown_reason: str = "no table entry in force for a key it looks up"
 
 
 def condition_lines(
@@ -108,6 +109,11 @@ def condition_lines(
             for line in condition_lines(child, 1, False, derived, defaults)
         ]
     reads = format_reads(trace.reads, derived, defaults)
+    if trace.computed:  # the arithmetic the test did, after the values it read
+        done = ", ".join(
+            f"{k} = {'unknown' if v is None else format_value(v)}" for k, v in trace.computed.items()
+        )
+        reads = f"{reads}; computed {done}" if reads else f"computed {done}"
     out = [Line(depth, verdict(trace.value), trace.condition, reads)]
     for child in trace.children:
         out += condition_lines(child, depth + 1, False, derived, defaults)
@@ -136,7 +142,22 @@ def _rule_view(
                     format_reads(clause.reads, derived, defaults),
                 )
             ]
-    return RuleView(rule.rule, "; ".join(rule.citations), rule.description, rule.status, relation, lines)
+    reason = RuleView.unknown_reason
+    if any(v is None for c in _conditions(rule) for v in c.computed.values()):
+        reason = "a value it computes is unknown (a division by zero) or a table has no entry in force"
+    return RuleView(
+        rule.rule, "; ".join(rule.citations), rule.description, rule.status, relation, lines, reason
+    )
+
+
+def _conditions(rule: RuleTrace) -> list[ConditionTrace]:
+    """Every condition trace of a rule, sub-conditions included."""
+    todo, out = [rule.condition, *rule.unless], []
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += current.children
+    return out
 
 
 def view(decision: Decision, explain: bool) -> dict[str, Any]:

@@ -99,6 +99,12 @@ class CompiledPolicy:
         self._slot_kind: tuple[ConditionKind, ...] = tuple(
             _KIND.get(type(slot.node), "test") for slot in self.rules.slots
         )
+        self._slot_computed = tuple(
+            tuple(
+                (s.unparse(self.rules.computed[i - len(self.rules.slots)].source), i) for i in slot.computed
+            )
+            for slot in self.rules.slots
+        )
         self._slot_reads = tuple(
             () if slot.children else tuple(self._leaf_reads(slot.node)) for slot in self.rules.slots
         )
@@ -454,12 +460,15 @@ class CompiledPolicy:
         return names
 
     def _condition_trace(self, index: int, values: list[Any], known: dict[str, Any]) -> ConditionTrace:
+        slot = self.rules.slots[index]
+        computed = {text: to_json_value(values[i]) for text, i in self._slot_computed[index]}
         return ConditionTrace.model_construct(
             condition=self._slot_text[index],
             kind=self._slot_kind[index],
             value=values[index],
             reads={name: to_json_value(known.get(name)) for name in self._slot_reads[index]},
-            children=[self._condition_trace(c, values, known) for c in self.rules.slots[index].children],
+            computed=computed,
+            children=[self._condition_trace(c, values, known) for c in slot.children],
         )
 
     # -- input ---------------------------------------------------------------------------

@@ -56,9 +56,13 @@ class Ref:
 
 @dataclass(frozen=True, slots=True)
 class Literal:
-    """A constant: string, exact decimal number, date or boolean."""
+    """A constant: string, exact decimal number, date or boolean.
+
+    `percent`: the number was written as a percentage (`25%`); its value is the fraction (0.25).
+    """
 
     value: str | Decimal | date | bool
+    percent: bool = False
     span: Span = _span()
 
 
@@ -127,6 +131,25 @@ class Includes:
 
 
 @dataclass(frozen=True, slots=True)
+class Arith:
+    """`left OP right` with OP one of + - * / on numbers (exact; see engine/numbers.py)."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """`min(a, b, ...)` or `max(a, b, ...)`: a built-in function over numbers."""
+
+    function: Ident
+    args: tuple[Expr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Presence:
     """`fact is present` / `fact is missing`, for optional facts."""
 
@@ -135,7 +158,7 @@ class Presence:
     span: Span = _span()
 
 
-Expr = Union[Ref, Literal, SetLiteral, Lookup, Not, And, Or, Compare, Member, Includes, Presence]
+Expr = Union[Ref, Literal, SetLiteral, Lookup, Not, And, Or, Compare, Member, Includes, Presence, Arith, Call]
 
 
 # ---------------------------------------------------------------------------
@@ -173,6 +196,8 @@ class TypeExpr:
     name: str
     is_set: bool = False
     optional: bool = False
+    scale: int | None = None  # `scale 2 rounding half_up`: digits kept by a computed number
+    rounding: Ident | None = None
     span: Span = _span()
 
 
@@ -337,12 +362,17 @@ _PRECEDENCE: dict[type, float] = {
     Member: 3.5,
     Includes: 3.5,
     Presence: 3.5,
+    Arith: 3.6,  # + and -; * and / bind tighter (_ARITH_LEVEL)
 }
-_OPERAND = 3.9  # operands of a predicate: anything but an atom needs parentheses
+_OPERAND = 3.9  # operands of `includes`: anything but an atom needs parentheses
+_COMPARED = 3.5  # operands of a comparison or `in`: arithmetic needs none
+_ARITH_LEVEL = {"+": 3.6, "-": 3.6, "*": 3.7, "/": 3.7}
 
 
-def format_literal(value: str | Decimal | date | bool) -> str:
+def format_literal(value: str | Decimal | date | bool, percent: bool = False) -> str:
     """A constant as it would be written in a policy."""
+    if percent and isinstance(value, Decimal):
+        return f"{value.scaleb(2).normalize():f}%"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -356,8 +386,14 @@ def unparse(expr: Expr) -> str:
     return _unparse(expr, 0)
 
 
+def _level(expr: Expr) -> float:
+    if isinstance(expr, Arith):
+        return _ARITH_LEVEL[expr.op]
+    return _PRECEDENCE.get(type(expr), 4)
+
+
 def _wrap(expr: Expr, parent_level: float) -> str:
-    level = _PRECEDENCE.get(type(expr), 4)
+    level = _level(expr)
     text = _unparse(expr, level)
     return f"({text})" if level <= parent_level and level < 4 else text
 
@@ -366,7 +402,7 @@ def _unparse(expr: Expr, level: float) -> str:
     if isinstance(expr, Ref):
         return expr.dotted
     if isinstance(expr, Literal):
-        return format_literal(expr.value)
+        return format_literal(expr.value, expr.percent)
     if isinstance(expr, SetLiteral):
         return "<" + ", ".join(_unparse(i, 4) for i in expr.items) + ">"
     if isinstance(expr, Lookup):
@@ -378,9 +414,14 @@ def _unparse(expr: Expr, level: float) -> str:
     if isinstance(expr, Or):
         return " or ".join(_wrap(o, 1) for o in expr.operands)
     if isinstance(expr, Compare):
-        return f"{_wrap(expr.left, _OPERAND)} {expr.op} {_wrap(expr.right, _OPERAND)}"
+        return f"{_wrap(expr.left, _COMPARED)} {expr.op} {_wrap(expr.right, _COMPARED)}"
     if isinstance(expr, Member):
-        return f"{_wrap(expr.item, _OPERAND)} in {_wrap(expr.collection, _OPERAND)}"
+        return f"{_wrap(expr.item, _COMPARED)} in {_wrap(expr.collection, _OPERAND)}"
+    if isinstance(expr, Arith):
+        own = _ARITH_LEVEL[expr.op]  # left-associative: a right operand of the same level needs ()
+        return f"{_wrap(expr.left, own - 0.05)} {expr.op} {_wrap(expr.right, own)}"
+    if isinstance(expr, Call):
+        return f"{expr.function.name}(" + ", ".join(unparse(a) for a in expr.args) + ")"
     if isinstance(expr, Includes):
         word = "includes" if expr.mode == "one" else f"includes {expr.mode}"
         return f"{_wrap(expr.collection, _OPERAND)} {word} {_wrap(expr.item, _OPERAND)}"
@@ -407,6 +448,10 @@ def children(expr: Expr) -> tuple[Expr, ...]:
         return expr.items
     if isinstance(expr, Presence):
         return (expr.ref,)
+    if isinstance(expr, Arith):
+        return (expr.left, expr.right)
+    if isinstance(expr, Call):
+        return expr.args
     return ()
 
 

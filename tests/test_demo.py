@@ -16,7 +16,8 @@ def test_demo_runs_and_its_last_command_can_be_typed_as_printed() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    command = next(line for line in lines if " diff policies/ear-742.7@" in line).split()
+    at = next(i for i, line in enumerate(lines) if " diff policies/ear-742.7@" in line)
+    command = lines[at].split()
     executable = Path(command[0])
     assert executable.name == "policy"
     runnable = executable if executable.is_absolute() else ROOT / executable
@@ -30,6 +31,7 @@ def test_demo_runs_and_its_last_command_can_be_typed_as_printed() -> None:
     )
     assert typed.returncode == 0, typed.stderr
     assert typed.stdout.startswith("policy diff: ear-742.7 2020-03-09 -> 2020-10-06")
-    assert lines[-1].startswith("(or `source ") and lines[-1].endswith(
+    hint = lines[at + 1]
+    assert hint.startswith("(or `source ") and hint.endswith(
         "/activate` once, to type `policy ...` in this shell)"
     )

@@ -45,11 +45,11 @@ COMMANDS = shown_commands()
 
 def _paths(command: str) -> list[str]:
     """Arguments that name repository files: they contain a slash and are not options or git revisions."""
-    words = shlex.split(command)[1:]
+    words = shlex.split(command.rstrip("\\ "))[1:]  # a shell line continuation ends some shown lines
     return [
         w.split("@")[0]
         for w in words
-        if "/" in w and not w.startswith(("-", "git:", "http")) and not w.startswith("@")
+        if "/" in w and not w.startswith(("-", "git:", "http", "/", "~", "$")) and not w.startswith("@")
     ]
 
 

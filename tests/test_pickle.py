@@ -79,5 +79,5 @@ def test_a_pickle_that_does_not_rebuild_to_its_hash_is_refused(tmp_path: Path) -
     function, (path, sources, _content_hash, at) = policy.__reduce__()
     assert function is _unpickle
     assert path in sources
-    with pytest.raises(engine.PolicyError, match="does not rebuild to its content hash 000000000000"):
+    with pytest.raises(engine.UsageError, match="does not rebuild to its content hash 000000000000"):
         _unpickle(path, sources, "0" * 64, at)

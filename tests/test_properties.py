@@ -218,6 +218,7 @@ POLICIES = [
             "conflict.policy",
             "surveillance.policy",
             "defaults.policy",
+            "numbers.policy",
         )
     ),
     *sorted(ROOT.glob("policies/*/*.policy")),
@@ -321,12 +322,14 @@ def _uses_presence(program: p.Program) -> bool:
 def test_knowing_a_missing_fact_never_changes_a_known_condition(path: Path) -> None:
     policy = engine.load(path)
     program = policy.compiled.program
-    optional = [f for f, info in program.facts.items() if info.optional]
+    # Facts with a default are never missing: leaving one out means its default, not unknown.
+    optional = [f for f, info in program.facts.items() if info.nullable]
     if not optional:
         pytest.skip("no optional facts")
     strategy = case_strategy(program)
 
-    @SETTINGS
+    # With a single optional fact, half the drawn pairs fill nothing in and are filtered out.
+    @settings(SETTINGS, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(strategy, strategy)
     def run(partial: dict[str, Any], full: dict[str, Any]) -> None:
         # `partial` misses some optional facts; `complete` is partial with them filled in from `full`
