@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import diff as d
 from engine.cases import read_case_file
+from engine.changes import aligned
 from engine.columnar import Columnar, PolicyRef, cases_of_rows, flatten_columns, row_input
 from engine.errors import CaseError, UsageError
 from engine.models import Decision, RuleStatus, to_json_value
@@ -216,7 +217,7 @@ class Judge:
         changes = d.outcome_changes(before, after)
         old_status, new_status = _statuses(old, pair[0]), _statuses(new, pair[1])
         moves = []
-        for rule in d._aligned(list(old_status), list(new_status)):
+        for rule in aligned(list(old_status), list(new_status)):
             a, b = old_status.get(rule), new_status.get(rule)
             changed = (a[0] if a else "not_fired") != (b[0] if b else "not_fired") or (
                 a is not None and b is not None and a[1] != b[1]
