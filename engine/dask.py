@@ -31,7 +31,7 @@ from engine.impact import Executor, Job, Unit, UnitResult, run_units
 
 __all__ = ["decisions", "executor", "run_on"]
 
-PARTITION_UNITS = 2  # units per Dask partition: small partitions keep results streaming back in order
+PARTITION_UNITS = 1  # units per Dask partition: one row group each, so every worker gets work and results stream back in order
 
 
 def _partition(units: Sequence[Unit], job: Job) -> list[UnitResult]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -59,6 +60,7 @@ LINES_BYTES = 1 << 20  # bytes of JSON lines per unit
 FILES_PER_UNIT = 500
 EXAMPLES_KEPT = 1_000  # case ids kept per group for the human formats (the JSON lists all)
 INFLIGHT_PER_WORKER = 3
+TEMPLATES_KEPT = 2_000  # memoised traced decisions per version and worker (about 6 KB each)
 
 GroupStatus = Literal["changed", "reasons_changed"]
 Key = tuple[int, ...]
@@ -273,6 +275,7 @@ class UnitResult:
     examples: dict[Pair, list[str]] = field(default_factory=dict)  # pair -> first case ids
     rejects: list[str] = field(default_factory=list)  # JSON lines
     explain: list[str] = field(default_factory=list)  # JSON lines
+    explain_file: str | None = None  # or: the same lines in a spool file the worker wrote (local workers)
 
     def list_cases(self, pair: Pair, rows: list[int], names: list[str]) -> None:
         entries = ",\n".join(
@@ -299,10 +302,12 @@ class Job:
     after: Version
     explain: bool = False
     id_column: str | None = None
+    #: Where workers that can see it write a unit's traces (megabytes), instead of sending them back.
+    spool_dir: str | None = None
 
     @property
     def digest(self) -> str:
-        return f"{self.before.ref.digest}|{self.before.when}|{self.after.ref.digest}|{self.after.when}|{self.explain}|{self.id_column}"
+        return f"{self.before.ref.digest}|{self.before.when}|{self.after.ref.digest}|{self.after.when}|{self.explain}|{self.id_column}|{self.spool_dir}"
 
 
 class Worker:
@@ -320,6 +325,8 @@ class Worker:
         self.json_schema = json_schema(old, new) if ARROW_JSON else None
         self._trace_inputs = tuple(_trace_inputs(program) for program in (old, new))
         self._templates: tuple[dict[Any, tuple[str, str]], ...] = ({}, {})
+        self.memo_hits = 0
+        self._spool: IO[str] | None = None
         self._columnar: dict[str, tuple[Columnar, Columnar, bool]] = {}
         self._canon: dict[Key, Key] = {}
         self._files: dict[str, Any] = {}
@@ -327,12 +334,22 @@ class Worker:
     # -- per unit ---------------------------------------------------------------
     def run(self, unit: Unit) -> UnitResult:
         result = UnitResult()
-        if unit.kind == "parquet":
-            self._parquet(unit, result)
-        elif unit.kind == "jsonl":
-            self._lines(unit, result)
-        else:
-            self._case_files(unit, result)
+        spool = self.job.spool_dir
+        if self.job.explain and spool is not None and os.path.isdir(spool):
+            descriptor, name = tempfile.mkstemp(dir=spool, suffix=".jsonl")
+            self._spool = os.fdopen(descriptor, "w", encoding="utf-8")
+            result.explain_file = name
+        try:
+            if unit.kind == "parquet":
+                self._parquet(unit, result)
+            elif unit.kind == "jsonl":
+                self._lines(unit, result)
+            else:
+                self._case_files(unit, result)
+        finally:
+            if self._spool is not None:
+                self._spool.close()
+                self._spool = None
         return result
 
     def _interesting(self, pair: Pair) -> PairInfo | None:
@@ -344,9 +361,11 @@ class Worker:
     ) -> None:
         """Both traces of a changed case, as the public single-case API (`evaluate`) writes them."""
         texts = [self._traced(side, case, row, pair) for side, case in enumerate(cases)]
-        result.explain.append(
-            f'{{"row":{row},"case":{_dumps(case_id)},"before":{texts[0]},"after":{texts[1]}}}'
-        )
+        line = f'{{"row":{row},"case":{_dumps(case_id)},"before":{texts[0]},"after":{texts[1]}}}'
+        if self._spool is not None:  # straight to this unit's spool file: a unit's traces are megabytes
+            self._spool.write(line + "\n")
+        else:
+            result.explain.append(line)
 
     def _traced(self, side: int, case: Any, row: int, pair: Pair) -> str:
         """`evaluate(case, trace=True).model_dump_json()`, memoised on what the trace depends on.
@@ -366,6 +385,7 @@ class Worker:
         section = self._facts_json(side, facts)
         template = self._templates[side].get(key)
         if template is not None and section is not None:
+            self.memo_hits += 1
             return template[0] + section + template[1]
         decision = policy.evaluate(case, trace=True, at=when)
         expected = self.judge.classify(pair)
@@ -377,7 +397,7 @@ class Worker:
         text = decision.model_dump_json()
         if section is not None:
             marker = '"facts":' + section
-            if text.count(marker) == 1:
+            if text.count(marker) == 1 and len(self._templates[side]) < TEMPLATES_KEPT:
                 head, tail = text.split(marker)
                 self._templates[side][key] = (head + '"facts":', tail)
         return text
@@ -621,10 +641,17 @@ class Worker:
             return False
         trial = UnitResult()
         row = unit.first_row
-        for batch in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS):
-            if not self.decide_batch(batch, row, trial, id_column="$id", unnamed="line", strict=True):
-                return False
-            row += batch.num_rows
+        spool, self._spool = self._spool, None  # a trial keeps its traces until it has succeeded
+        try:
+            for batch in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS):
+                if not self.decide_batch(batch, row, trial, id_column="$id", unnamed="line", strict=True):
+                    return False
+                row += batch.num_rows
+        finally:
+            self._spool = spool
+        if spool is not None and trial.explain:
+            spool.write("\n".join(trial.explain) + "\n")
+            trial.explain = []
         result.rows += trial.rows
         result.pairs.update(trial.pairs)
         for pair, chunks in trial.listed.items():
@@ -991,6 +1018,11 @@ class Collector:
             self.rejects.write("\n".join(result.rejects) + "\n")
         if self.explain is not None and result.explain:
             self.explain.write("\n".join(result.explain) + "\n")
+        if result.explain_file is not None:
+            if self.explain is not None:
+                with open(result.explain_file, "rb") as spooled:
+                    shutil.copyfileobj(spooled, self.explain.handle)
+            os.unlink(result.explain_file)
 
     def cases_text(self, pair: Pair) -> Iterator[str]:
         """The pair's case entries in input order, read back from the spool chunk by chunk."""
@@ -1124,8 +1156,19 @@ def write_json(report: ImpactReport, collector: Collector, pairs: list[Pair], ou
     out.write("\n  ]\n}\n" if groups else "]\n}\n")
 
 
+def printable(text: str) -> str:
+    """Text from the data (case ids, paths) made safe for a terminal: control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _context(report: ImpactReport, examples: int, groups: int, color: bool = False) -> dict[str, Any]:
-    shown = report.groups[:groups]
+    shown = [
+        g.model_copy(update={"examples": [printable(e) for e in g.examples[:examples]]})
+        for g in report.groups[:groups]
+    ]
+    report = report.model_copy(update={"cases_from": printable(report.cases_from)})
     return {
         "r": report,
         "a": report.before,
@@ -1169,12 +1212,15 @@ class Outcome:
     seconds: float
 
 
-def job_for(before: d.Side, after: d.Side, *, explain: bool, id_column: str | None) -> Job:
+def job_for(
+    before: d.Side, after: d.Side, *, explain: bool, id_column: str | None, spool_dir: str | None = None
+) -> Job:
     return Job(
         Version(PolicyRef.of(before.policy, at=before.at), before.at, before.label),
         Version(PolicyRef.of(after.policy, at=after.at), after.at, after.label),
         explain=explain,
         id_column=id_column,
+        spool_dir=spool_dir,
     )
 
 
@@ -1196,9 +1242,12 @@ def run(
 ) -> Outcome:
     """Decide every case under both versions and write the report (atomically when to a file)."""
     started = time.perf_counter()
-    job = job_for(before, after, explain=explain is not None, id_column=id_column)
-    judge = worker_for(job).judge
     with ExitStack() as stack:
+        scratch = (
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="impact-traces-")) if explain else None
+        )
+        job = job_for(before, after, explain=explain is not None, id_column=id_column, spool_dir=scratch)
+        judge = worker_for(job).judge
         files: list[AtomicFile] = []
 
         def atomic(target: Path | None) -> AtomicFile | None:
@@ -1240,7 +1289,7 @@ def run(
 
 
 class _TextOut:
-    """stdout, written only once the report is complete."""
+    """stdout: only written once every case is decided (a human report in one write; JSON streamed from the spool)."""
 
     def __init__(self, stream: IO[str]):
         self.stream = stream

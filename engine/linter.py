@@ -34,6 +34,7 @@ from engine.checker import CheckResult
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
 from engine.grammar import item_keywords
 from engine.grammar import parser as lark_parser
+from engine.loader import Loader
 from engine.parser import parse
 from engine.registry import VersionEntry, read_versions
 
@@ -192,7 +193,7 @@ class _Run:
         for path in files:
             result = self.check(path)
             raw += result.diagnostics
-            tree = _tree(path, self.sources)
+            tree = _tree(path, self.sources, self.environment.loader)
             if tree is None:
                 continue
             trees[path] = tree
@@ -202,7 +203,7 @@ class _Run:
                     raw += _rule_reachability(result.program)
                     raw += _unguarded_optionals(result.program)
         raw += self._unused(trees)
-        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"])
+        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"], self.environment.loader)
         return self._finish(raw, trees)
 
     # -- declarations nothing uses --------------------------------------------
@@ -266,7 +267,7 @@ class _Run:
         out: list[Diagnostic] = []
         for finding in raw:
             if finding.file not in suppressions:
-                tree = _tree(Path(finding.file), self.sources)
+                tree = _tree(Path(finding.file), self.sources, self.environment.loader)
                 suppressions[finding.file] = _suppressions(tree, self.sources) if tree else []
             if finding.code in CODES and any(a.covers(finding) for a in suppressions[finding.file]):
                 continue
@@ -281,7 +282,8 @@ class _Run:
         return sorted(leveled, key=Diagnostic.sort_key)
 
 
-def _tree(path: Path, sources: dict[str, str]) -> s.SourceFile | None:
+def _tree(path: Path, sources: dict[str, str], loader: Loader | None = None) -> s.SourceFile | None:
+    """A file's tree, parsed through the run's loader (whose cache a long-running caller keeps)."""
     text = sources.get(str(path))
     if text is None:
         try:
@@ -289,7 +291,7 @@ def _tree(path: Path, sources: dict[str, str]) -> s.SourceFile | None:
         except OSError:
             return None
         sources[str(path)] = text
-    return parse(text, str(path)).tree
+    return (loader.parse(text, str(path)) if loader is not None else parse(text, str(path))).tree
 
 
 def _universe_root(vocabulary: Path) -> Path:
@@ -945,10 +947,10 @@ def _policy_folders(files: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(f.parent for f in files if f.suffix == ".policy"))
 
 
-def _versions(policies: list[Path]) -> list[Diagnostic]:
+def _versions(policies: list[Path], loader: Loader | None = None) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for folder in _policy_folders(policies):
-        entries = read_versions(folder)
+        entries = read_versions(folder, loader)
         found += _windows(entries)
         found += _lock_findings(folder, entries)
     return found

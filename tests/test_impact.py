@@ -359,6 +359,58 @@ def test_json_lines_through_arrow_decide_and_reject_as_the_exact_json_path(
         monkeypatch.setattr(impact, "ARROW_JSON", arrow)
         impact._workers.clear()
         out = tmp_path / "impact.json"
-        reports.append((run_report(path, out), out.with_suffix(".rejects.jsonl").read_bytes()))
+        traces = tmp_path / "traces.jsonl"
+        report = run_report(path, out, explain=traces)
+        reports.append((report, out.with_suffix(".rejects.jsonl").read_bytes(), traces.read_bytes()))
     assert reports[0] == reports[1]
     assert json.loads(reports[0][0])["summary"]["rejected"] == 4
+
+
+def test_case_ids_from_the_data_reach_no_terminal_as_escape_codes(tmp_path: Path) -> None:
+    case = json.loads((CASES / "water-cannon-hong-kong-police.json").read_text(encoding="utf-8"))
+    case.pop("$comment", None)
+    lines = tmp_path / "cases.jsonl"
+    lines.write_text(json.dumps({"$id": "evil\x1b[31mred\x07", **case}) + "\n", encoding="utf-8")
+    for fmt in ("text", "md", "html"):
+        text = run_report(lines, tmp_path / f"r.{fmt}", fmt=fmt).decode()
+        assert "\x1b" not in text and "\x07" not in text
+        assert "evil\\x1b[31mred\\x07" in text
+    report = json.loads(run_report(lines, tmp_path / "r.json"))
+    assert report["groups"][0]["cases"][0]["case"] == "evil\x1b[31mred\x07"  # JSON keeps it exactly
+
+
+def test_progress_is_one_erasable_line() -> None:
+    import io
+
+    stream = io.StringIO()
+    progress = impact.Progress(total=1_000, unit="parquet", stream=stream)
+    progress(500, 500, 80)
+    progress.close()
+    assert stream.getvalue().startswith(
+        "\r\x1b[2K 50.0%  500 cases, 80 changed"
+    ) and stream.getvalue().endswith("\r\x1b[2K")
+
+
+def test_memoised_traces_are_the_traces_evaluate_writes(
+    scale_history: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Generated history repeats the facts rules read, so most traces come from the memo: each is
+    compared with `Policy.evaluate(case, trace=True)` on the case as the table holds it."""
+    small = tmp_path / "h.parquet"
+    table = pq.read_table(scale_history[0]).slice(0, 4_000)
+    pq.write_table(table, small)
+    explain = tmp_path / "traces.jsonl"
+    impact._workers.clear()
+    run_report(small, tmp_path / "impact.json", explain=explain)
+    (worker,) = impact._workers.values()
+    assert worker.memo_hits > 100
+    before, after = sides()
+    records = table.to_pylist()
+    for line in explain.read_text(encoding="utf-8").splitlines():
+        traced = json.loads(line)
+        record = records[traced["row"] - 1]
+        case = {k: v for k, v in record.items() if k != "id" and v is not None}
+        for side, key in ((before, "before"), (after, "after")):
+            assert traced[key] == json.loads(
+                side.policy.evaluate(case, trace=True, at=side.at).model_dump_json()
+            )

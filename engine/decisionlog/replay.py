@@ -12,6 +12,8 @@ pruned records have no input left: both are counted and skipped, never guessed.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ CHUNK = 2000
 
 @dataclass(frozen=True)
 class LoggedCase:
-    """What replay needs of one logged decision."""
+    """What replay needs of one logged decision; the output stays the bytes the log holds."""
 
     seq: int
     decision_id: str
@@ -43,9 +45,38 @@ class LoggedCase:
     content_hash: str
     evaluated_at: date
     case: dict[str, Any]
-    output: dict[str, Any]
+    output_json: bytes
     trace_hash: str
     trace_salt: bytes | None
+
+    @functools.cached_property
+    def output(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.output_json)
+        return data
+
+
+_OUTPUT_KEY = b',"output":'
+_TRACE_KEY = b',"trace_hash":'
+
+
+def split_decision(body: bytes) -> tuple[dict[str, Any], bytes, str] | None:
+    """A decision record's fields before its output, the output's exact bytes, and the trace hash.
+
+    The output is the last object but one of a record and holds no `"output"` key, so it is
+    found without parsing it; replays compare it byte for byte. None: not a well-formed record.
+    """
+    at = body.rfind(_OUTPUT_KEY)
+    end = body.rfind(_TRACE_KEY)
+    if at < 0 or end < at:
+        return None
+    head = parse_body(body[:at] + b"}")
+    try:
+        digest = json.loads(body[end + len(_TRACE_KEY) : -1])
+    except ValueError:
+        return None
+    if head is None or not isinstance(digest, str):
+        return None
+    return head, body[at + len(_OUTPUT_KEY) : end], digest
 
 
 @dataclass
@@ -140,8 +171,11 @@ def parse_chunk(
     """The replayable decisions of one policy in a chunk; erased ones are counted and left out."""
     cases = []
     for seq, body, personal in chunk:
-        data = parse_body(body)
-        if data is None or data.get("policy") != policy_id:
+        split = split_decision(body)
+        if split is None:
+            continue
+        data, output_json, digest = split
+        if data.get("policy") != policy_id:
             continue
         if recorded is not None and data.get("version") != recorded:
             continue
@@ -162,8 +196,8 @@ def parse_chunk(
                 content_hash=data["content_hash"],
                 evaluated_at=date.fromisoformat(data["evaluated_at"]),
                 case=case,
-                output=data["output"],
-                trace_hash=data["trace_hash"],
+                output_json=output_json,
+                trace_hash=digest,
                 trace_salt=salt,
             )
         )
@@ -181,13 +215,19 @@ def check_same(policy: api.Policy, cases: Sequence[LoggedCase]) -> SameVersion:
             why = f"the logged input no longer validates: {exc.problems}"
             result.mismatches.append(_mismatch(logged, why))
             continue
-        if evaluation.output != logged.output:
+        same_bytes = _dumps(evaluation.output) == logged.output_json  # how the log wrote it
+        if not same_bytes and evaluation.output != logged.output:
             result.mismatches.append(_mismatch(logged, "the decision differs from the logged one"))
         elif trace_hash(evaluation.raw_trace, logged.trace_salt) != logged.trace_hash:
             result.mismatches.append(_mismatch(logged, "the trace hash differs from the logged one"))
         else:
             result.identical += 1
     return result
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON exactly as a record body writes a nested value (engine.decisionlog.records.RecordBody)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _mismatch(logged: LoggedCase, why: str) -> dict[str, Any]:
