@@ -66,6 +66,10 @@ CODES: dict[str, Code] = {
         ),
         Code("unknown-function", _E, "a call of a function the language does not have", "check"),
         Code("type-mismatch", _E, "an expression of the wrong type", "check"),
+        Code(
+            "unrounded-division", _E, "a stored number divides without a declared scale and rounding", "check"
+        ),
+        Code("unknown-function", _E, "a call of a function the language does not have", "check"),
         Code("duplicate-name", _E, "a name declared twice", "check"),
         Code("duplicate-rule", _E, "two rules with the same id", "check"),
         Code("duplicate-value", _E, "a value listed twice in an enumeration", "check"),
