@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,33 +146,40 @@ def field_path(location: tuple[int | str, ...] | list[int | str]) -> str:
     return path or "(case)"
 
 
-KnownKeys = Callable[[tuple[Any, ...]], list[str]]
-
-
-def pydantic_problem(error: Mapping[str, Any], known_keys: KnownKeys | None = None) -> CaseDiagnostic:
-    """One pydantic validation error as a coded case diagnostic, the reason in plain words.
+def pydantic_problem(error: Mapping[str, Any], program: p.Program) -> CaseDiagnostic:
+    """One pydantic validation error as a coded case diagnostic, the reason in the engine's words
+    (`engine.reasons`: worded from the fact's declared type, never pydantic's message).
 
     A bad value is never repeated whole (it may be megabytes) nor raw (it may hold terminal
-    escapes): `escape.excerpt`. `known_keys(record)` lists the keys allowed at a record level,
-    for a did-you-mean on an unknown key.
+    escapes): `escape.excerpt`. An unknown key gets a did-you-mean from the keys of its record.
     """
+    from engine.reasons import reason
+
     location = tuple(error.get("loc", ()))
     path = field_path(location)
     kind = error.get("type", "")
     if kind == "missing":
         return case_problem(path, "is required but missing", "missing-fact")
     if kind == "extra_forbidden":
-        hint = did_you_mean(str(location[-1]), known_keys(location[:-1])) if known_keys and location else None
+        hint = did_you_mean(str(location[-1]), known_keys(program, location[:-1])) if location else None
         return case_problem(
             path, "is not a fact of this policy" + (f"; {hint}" if hint else ""), "unknown-fact"
         )
-    if kind == "literal_error":
-        expected = excerpt(error.get("ctx", {}).get("expected", ""), 4000)
-        return case_problem(
-            path, f"{excerpt(repr(error.get('input')))} is not one of the allowed values ({expected})"
-        )
-    message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")  # our own validators' words
-    return case_problem(path, excerpt(message, 200))
+    fact_path = ".".join(str(part) for part in location if not isinstance(part, int))
+    return case_problem(path, excerpt(reason(dict(error), program.facts.get(fact_path), program.enums), 400))
+
+
+def known_keys(program: p.Program, record: tuple[Any, ...]) -> list[str]:
+    """The keys a case may hold at one record level (for a did-you-mean on an unknown key)."""
+    prefix = [str(part) for part in record if not isinstance(part, int)]
+    depth = len(prefix)
+    return sorted(
+        {
+            parts[depth]
+            for parts in (path.split(".") for path in program.facts)
+            if len(parts) > depth and parts[:depth] == prefix
+        }
+    )
 
 
 # ---------------------------------------------------------------------------

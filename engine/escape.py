@@ -26,11 +26,11 @@ value a message repeats.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import pass_context
-from jinja2.runtime import Context
-from markupsafe import Markup, escape
+if TYPE_CHECKING:  # jinja2 and markupsafe load on first render: `import engine` stays light
+    from jinja2.runtime import Context
+    from markupsafe import Markup
 
 __all__ = [
     "Markup",
@@ -77,6 +77,8 @@ def markdown(text: Any) -> str:
 
 def html(text: Any) -> Markup:
     """Text safe in HTML: `terminal`, then entity-escaped."""
+    from markupsafe import escape
+
     return escape(terminal(text))
 
 
@@ -89,6 +91,8 @@ def code(text: Any) -> Markup:
     Inside a code span nothing is HTML or Markdown, so only `terminal` applies and `a < b`
     reads as written; the fence stops a backtick in the text from closing the span early.
     """
+    from markupsafe import Markup
+
     value = terminal(text)
     longest = max((len(run) for run in _BACKTICKS.findall(value)), default=0)
     fence = "`" * (longest + 1)
@@ -98,11 +102,15 @@ def code(text: Any) -> Markup:
 
 def fenced(text: Any) -> Markup:
     """One line inside a fenced code block: `terminal` only (no newline can end the block)."""
+    from markupsafe import Markup
+
     return Markup(terminal(text))
 
 
 def trusted(text: str) -> Markup:
     """Mark text the engine composed itself (its user parts already escaped) as final."""
+    from markupsafe import Markup
+
     return Markup(text)
 
 
@@ -132,9 +140,10 @@ def _policy_for(name: str | None) -> str:
     return "text"
 
 
-@pass_context
 def finalize(context: Context, value: Any) -> Any:
     """jinja `finalize`: every `{{ value }}` escaped by the policy of the template's format."""
+    from markupsafe import Markup
+
     if hasattr(value, "__html__"):
         return value
     mode = _policy_for(context.name)
@@ -145,8 +154,17 @@ def finalize(context: Context, value: Any) -> Any:
     return Markup(terminal(value))
 
 
+def make_finalize() -> Any:
+    """`finalize` marked for jinja as taking the template context (imports jinja2: render time only)."""
+    from jinja2 import pass_context
+
+    return pass_context(finalize)
+
+
 def escape_filter(value: Any) -> Markup:
     """The `e` filter: HTML entities, and no control characters either."""
+    from markupsafe import Markup
+
     if hasattr(value, "__html__"):
         return Markup(value)
     return html(value)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from typing import TYPE_CHECKING, Any
 
 from engine import escape
 from engine.models import ConditionTrace, Decision, RuleTrace
+
+if TYPE_CHECKING:  # jinja2 is imported on first render: `import engine` + evaluate never pays for it
+    from jinja2 import Environment
 
 FORMATS = ("text", "json", "md")
 
@@ -27,6 +28,8 @@ def new_environment(autoescape: bool = True) -> Environment:
     is on so that text the engine composed itself (`Markup`, macro output) is not escaped twice.
     The argument is kept for callers that passed it; escaping is never switched off.
     """
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("engine", "templates"),
         undefined=StrictUndefined,
@@ -34,7 +37,7 @@ def new_environment(autoescape: bool = True) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=True,
-        finalize=escape.finalize,
+        finalize=escape.make_finalize(),
     )
     env.filters["value"] = format_value
     env.filters["e"] = env.filters["escape"] = escape.escape_filter

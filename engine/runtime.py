@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine import program as p
 from engine import syntax as s
@@ -82,7 +82,8 @@ class CompiledPolicy:
         self.info = program.info
         self.content_hash = content_hash(program)
         self.rules: CompiledRules = compile_program(program)
-        self.case_model = case_model(program)
+        self._case_model: type[BaseModel] | None = None
+        self._case_model_lock = threading.Lock()
         self._accept, self._trusted = compile_inputs(program)
         self._decide_case = self.rules.decide_case
         self._rule_refs = tuple(
@@ -119,6 +120,18 @@ class CompiledPolicy:
         self._lock = threading.Lock()
         self._default_tables = self.tables_at(self.info.effective or date.today())
 
+    @property
+    def case_model(self) -> type[BaseModel]:
+        """The pydantic model of a case, built on first need: exactly-typed cases never reach it
+        (`inputs.accept` takes them), so a load and an evaluate of a good case skip building it."""
+        model = self._case_model
+        if model is None:
+            with self._case_model_lock:
+                if self._case_model is None:
+                    self._case_model = case_model(self.program)
+                model = self._case_model
+        return model
+
     # -- public --------------------------------------------------------------
     def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
         """Validate a case and decide it; with `trace=True` the decision carries the full trace."""
@@ -142,7 +155,7 @@ class CompiledPolicy:
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([pydantic_problem(e, self._known_keys) for e in exc.errors()]) from None
+            raise CaseError([pydantic_problem(e, self.program) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -454,18 +467,6 @@ class CompiledPolicy:
         )
 
     # -- input ---------------------------------------------------------------------------
-    def _known_keys(self, record: tuple[Any, ...]) -> list[str]:
-        """The keys a case may hold at one record level (for a did-you-mean on an unknown key)."""
-        prefix = [str(part) for part in record if not isinstance(part, int)]
-        depth = len(prefix)
-        return sorted(
-            {
-                parts[depth]
-                for parts in (path.split(".") for path in self.program.facts)
-                if len(parts) > depth and parts[:depth] == prefix
-            }
-        )
-
     def _flatten(self, dumped: dict[str, Any]) -> dict[str, Any]:
         """Pydantic's nested dump → flat `{"end_user.type": ...}` with sets as frozensets."""
         flat: dict[str, Any] = {}
