@@ -2,7 +2,7 @@
 
 * what `evaluate` returns is read-only: a caller cannot edit the decision it got and so
   change the answers later calls get, in any thread (engine/frozen.py);
-* case values have exactly the documented types (engine/models.py `CaseNumber`, `CaseDate`);
+* case values have exactly the documented types (engine/models.py `StrictNumber`, `StrictDate`);
 * a repeated JSON key is an error, not "last one wins" (engine/strictjson.py);
 * version files that are broken, name another policy or overlap are errors (engine/versions_check.py).
 """
