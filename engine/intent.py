@@ -20,7 +20,7 @@ from typing import Any, Literal
 from engine import api
 from engine.cases import describe, read_case_file
 from engine.errors import CaseError, Diagnostic, PolicyError, Span, UsageError, render_all
-from engine.models import Decision, RuleTrace
+from engine.models import Decision, RuleTrace, to_json_value
 from engine.render import condition_lines, format_value
 
 #: Keys of an `[[expect]]` table that are not decisions.
@@ -36,7 +36,7 @@ class Expectation:
     policy: str
     case: str
     version: str
-    decisions: dict[str, str]
+    decisions: dict[str, str | bool]  # numbers as exact strings ("25.00"), dates ISO
     obligations: tuple[str, ...] | None
     recommendations: tuple[str, ...] | None
     why: str
@@ -148,8 +148,15 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
         lists[key] = tuple(value) if isinstance(value, list) else None
     decisions = {k: v for k, v in table.items() if k not in RESERVED}
     for key, value in decisions.items():
-        if not isinstance(value, str):
-            problems.append(_problem(path, line, f"the expected value of decision `{key}` must be a string"))
+        if not isinstance(value, str | bool):
+            problems.append(
+                _problem(
+                    path,
+                    line,
+                    f"the expected value of decision `{key}` must be a string or a boolean",
+                    'write numbers as exact decimal strings ("25.00") and dates as "YYYY-MM-DD"',
+                )
+            )
     if len(problems) > before:
         return None
     return Expectation(
@@ -233,7 +240,11 @@ def compare(expectation: Expectation, decision: Decision) -> list[Mismatch]:
     """Every outcome that differs from the expectation (lists compare exactly, order included)."""
     found = []
     for name, expected in expectation.decisions.items():
-        actual = decision.decisions[name].value if name in decision.decisions else "(no such decision)"
+        actual = (
+            to_json_value(decision.decisions[name].value)
+            if name in decision.decisions
+            else "(no such decision)"
+        )
         if actual != expected:
             found.append(Mismatch(name, expected, actual))
     if expectation.obligations is not None and tuple(decision.obligation_names) != expectation.obligations:
@@ -258,15 +269,14 @@ def relevant_rules(
     for rule in policy.compiled.program.rules:
         took_effect = rule.id in traces and traces[rule.id].status == "fired"
         for outcome in rule.outcomes:
-            reason = _relevance(outcome.kind, outcome.name, outcome.value, mismatches, took_effect)
+            value = outcome.text if outcome.value is None else to_json_value(outcome.value)
+            reason = _relevance(outcome.kind, outcome.name, value, mismatches, took_effect)
             if reason is not None:
                 reasons.setdefault(rule.id, []).append(reason)
     return [(traces[rule_id], "; ".join(why)) for rule_id, why in reasons.items() if rule_id in traces]
 
 
-def _relevance(
-    kind: str, name: str, value: str | None, mismatches: list[Mismatch], took_effect: bool
-) -> str | None:
+def _relevance(kind: str, name: str, value: Any, mismatches: list[Mismatch], took_effect: bool) -> str | None:
     """Why a rule's outcome matters to a mismatch: it gave the wrong outcome, or would give the right one."""
     shown = f"{kind} {name}" + (f" = {value}" if kind == "decide" else "")
     for mismatch in mismatches:

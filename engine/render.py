@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from engine.models import ConditionTrace, Decision, RuleTrace
+from engine.models import ConditionTrace, Decision, RuleTrace, to_json_value
 
 FORMATS = ("text", "json", "md")
 
@@ -173,7 +173,8 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
     outcomes = []
     for name, value in decision.decisions.items():
         ids = [r.rule for r in value.rules]
-        label = f"{name} = {value.value}" if value.value is not None else f"{name} = (conflict)"
+        shown = format_value(to_json_value(value.value))
+        label = f"{name} = {shown}" if value.value is not None else f"{name} = (conflict)"
         outcomes.append(
             {
                 "label": label,

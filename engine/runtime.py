@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -38,6 +38,9 @@ from engine.models import (
     to_json_value,
 )
 
+Claim = tuple[int, Any, int | None]  # (rule index, constant value, outcome index if computed)
+OpenDecision = tuple[tuple[Claim, ...], tuple[int, ...]]
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -51,6 +54,10 @@ class Resolution:
     recommendations: tuple[OutcomeItem, ...]
     conflicts: tuple[Conflict, ...]
     fired_ids: tuple[str, ...]
+    #: Decisions an effective rule computes from the case (`decide d = a / b`): their claims
+    #: (rule, constant value or None, outcome index when computed) and undetermined rules.
+    #: Settled per case by `CompiledPolicy._settle`; empty for policies of constant outcomes.
+    open: dict[str, OpenDecision] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,10 @@ class CompiledPolicy:
             raw = self.explain_raw(facts, at=when)
             return self._decision(raw.resolution, when, self.trace_of(raw))
         key = (tuple(self.rules.decide(facts, tables)), when)
+        if self.rules.values is not None:
+            resolution = self.resolve(key[0])
+            if resolution.open:  # values computed from this case: not cacheable by fired rules
+                return self._decision(self._settle(resolution, facts, tables), when, None)
         cached = self._decisions_cache.get(key)
         if cached is None:  # an untraced decision depends only on the fired rules and the date
             cached = self._decision(self.resolve(key[0]), when, None)
@@ -178,7 +189,8 @@ class CompiledPolicy:
                     )
                 ]
             ) from None
-        return self._resolutions.get(key) or self.resolve(key)
+        resolution = self._resolutions.get(key) or self.resolve(key)
+        return self._settle(resolution, case, tables, nested=True) if resolution.open else resolution
 
     def explain_trusted(self, case: Mapping[str, Any], at: date | None = None) -> RawTrace:
         """The raw trace of a trusted case (see `decide_trusted` for what trusted means)."""
@@ -200,8 +212,11 @@ class CompiledPolicy:
         traces pay for the models only for those.
         """
         when = at or self.info.effective or date.today()
-        values, derived, key = self.rules.explain(facts, self.tables_at(when))
+        tables = self.tables_at(when)
+        values, derived, key = self.rules.explain(facts, tables)
         resolution = self.resolve(tuple(key))
+        if resolution.open:
+            resolution = self._settle(resolution, facts, tables)
         return RawTrace(resolution, values, derived, facts, when)
 
     def trace_of(self, raw: RawTrace) -> Trace:
@@ -271,7 +286,7 @@ class CompiledPolicy:
                 effective.add(i)
         ordered = tuple(sorted(effective))
         unknown = tuple(i for i in unknown if not any(o in effective for o in self._overriders[i]))
-        decisions, conflicts = self._decisions(ordered, unknown)
+        decisions, conflicts, open_ = self._decisions(ordered, unknown)
         return Resolution(
             effective=ordered,
             unknown=unknown,
@@ -281,42 +296,87 @@ class CompiledPolicy:
             recommendations=self._accumulate(ordered, "recommend"),
             conflicts=conflicts,
             fired_ids=tuple(self.program.rules[i].id for i in ordered),
+            open=open_,
         )
 
     def _decisions(
         self, effective: tuple[int, ...], unknown: tuple[int, ...]
-    ) -> tuple[dict[str, DecisionValue], tuple[Conflict, ...]]:
-        claims: dict[str, list[tuple[int, str]]] = {name: [] for name in self.program.decisions}
+    ) -> tuple[dict[str, DecisionValue], tuple[Conflict, ...], dict[str, OpenDecision]]:
+        """Combine the effective rules' claims per decision; decisions with a computed claim stay open."""
+        claims: dict[str, list[Claim]] = {name: [] for name in self.program.decisions}
         for i in effective:
-            for outcome in self.program.rules[i].outcomes:
-                if outcome.kind == "decide" and outcome.value is not None:
-                    claims[outcome.name].append((i, outcome.value))
+            for k, outcome in enumerate(self.program.rules[i].outcomes):
+                if outcome.kind == "decide":
+                    claims[outcome.name].append((i, outcome.value, None if outcome.computed is None else k))
         decisions: dict[str, DecisionValue] = {}
         conflicts: list[Conflict] = []
-        for name, info in self.program.decisions.items():
-            values = {v for _, v in claims[name]}
-            pending = [self._rule_refs[i] for i in unknown if self._decides(i, name)]
-            rules = [self._rule_refs[i] for i, _ in claims[name]]
-            if not values:
-                decisions[name] = DecisionValue(value=info.default, default=True, undetermined_by=pending)
-            elif len(values) == 1:
-                decisions[name] = DecisionValue(value=values.pop(), rules=rules, undetermined_by=pending)
-            else:
-                decisions[name] = DecisionValue(value=None, rules=rules, undetermined_by=pending)
-                conflicts.append(
-                    Conflict(
-                        decision=name,
-                        claims=[
-                            ConflictClaim(
-                                rule=self.program.rules[i].id,
-                                value=v,
-                                citations=list(self.program.rules[i].citations),
-                            )
-                            for i, v in claims[name]
-                        ],
-                    )
+        open_: dict[str, OpenDecision] = {}
+        for name in self.program.decisions:
+            pending = tuple(i for i in unknown if self._decides(i, name))
+            if any(k is not None for _, _, k in claims[name]):  # settled per case (`_settle`)
+                open_[name] = (tuple(claims[name]), pending)
+                decisions[name] = DecisionValue(
+                    value=None, rules=[self._rule_refs[i] for i, _, _ in claims[name]]
                 )
-        return decisions, tuple(conflicts)
+                continue
+            value, conflict = self._combine(name, [(i, v) for i, v, _ in claims[name]], pending)
+            decisions[name] = value
+            if conflict is not None:
+                conflicts.append(conflict)
+        return decisions, tuple(conflicts), open_
+
+    def _combine(
+        self, name: str, claims: list[tuple[int, Any]], pending: tuple[int, ...]
+    ) -> tuple[DecisionValue, Conflict | None]:
+        """One decision's value from its claims: none (the default), one value, or a conflict."""
+        info = self.program.decisions[name]
+        undetermined = [self._rule_refs[i] for i in pending]
+        values = {v for _, v in claims}
+        rules = [self._rule_refs[i] for i, _ in claims]
+        if not values:
+            return DecisionValue(value=info.default, default=True, undetermined_by=undetermined), None
+        if len(values) == 1:
+            return DecisionValue(value=values.pop(), rules=rules, undetermined_by=undetermined), None
+        conflict = Conflict(
+            decision=name,
+            claims=[
+                ConflictClaim(
+                    rule=self.program.rules[i].id, value=v, citations=list(self.program.rules[i].citations)
+                )
+                for i, v in claims
+            ],
+        )
+        return DecisionValue(value=None, rules=rules, undetermined_by=undetermined), conflict
+
+    def _settle(self, res: Resolution, facts: Any, tables: Tables, nested: bool = False) -> Resolution:
+        """Fill in the decisions whose value the effective rules compute from this case.
+
+        A computed value that is unknown (a division by zero, a missing fact) leaves its rule
+        undetermined for that decision, as a rule that could not be evaluated does.
+        """
+        if not res.open:
+            return res
+        compute = self.rules.values_case if nested else self.rules.values
+        assert compute is not None
+        computed = compute(facts, tables, frozenset(res.effective))
+        decisions = dict(res.decisions)
+        conflicts = [c for c in res.conflicts if c.decision not in res.open]
+        for name, (claims, pending) in res.open.items():
+            concrete: list[tuple[int, Any]] = []
+            late = list(pending)
+            for i, value, k in claims:
+                if k is not None:
+                    value = computed.get((i, k))
+                    if value is None:
+                        late.append(i)
+                        continue
+                concrete.append((i, value))
+            decisions[name], conflict = self._combine(name, concrete, tuple(sorted(late)))
+            if conflict is not None:
+                conflicts.append(conflict)
+        order = {name: n for n, name in enumerate(self.program.decisions)}
+        conflicts.sort(key=lambda c: order[c.decision])
+        return replace(res, decisions=decisions, conflicts=tuple(conflicts), open={})
 
     def _decides(self, index: int, decision: str) -> bool:
         return any(o.kind == "decide" and o.name == decision for o in self.program.rules[index].outcomes)
@@ -468,7 +528,7 @@ _KIND: dict[type, ConditionKind] = {p.AndNode: "and", p.OrNode: "or", p.NotNode:
 
 def _outcome_text(outcome: p.OutcomeInfo) -> str:
     if outcome.kind == "decide":
-        return f"decide {outcome.name} = {outcome.value}"
+        return f"decide {outcome.name} = {outcome.text if outcome.text is not None else outcome.value}"
     return f"{outcome.kind} {outcome.name}"
 
 

@@ -259,9 +259,11 @@ class DefineDecl:
 
 @dataclass(frozen=True, slots=True)
 class DecisionDecl:
+    """`decision NAME: TYPE default VALUE "description"`: an enumeration, boolean, number or date."""
+
     name: Ident
-    type_name: Ident
-    default: Ident | None
+    type: TypeExpr
+    default: Ref | Literal | SetLiteral | None
     description: str
     span: Span = _span()
 
@@ -283,10 +285,10 @@ class RecommendationDecl:
 
 @dataclass(frozen=True, slots=True)
 class Decide:
-    """`decide DECISION = VALUE`."""
+    """`decide DECISION = VALUE`: an enumeration value, a constant, or an expression (`a / b * 100`)."""
 
     decision: Ident
-    value: Ident
+    value: Expr
     span: Span = _span()
 
 
