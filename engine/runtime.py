@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -501,7 +502,7 @@ class CompiledPolicy:
 
     def _condition_trace(self, index: int, values: list[Any], known: dict[str, Any]) -> ConditionTrace:
         slot = self.rules.slots[index]
-        computed = {text: to_json_value(values[i]) for text, i in self._slot_computed[index]}
+        computed = {text: _computed_json(values[i]) for text, i in self._slot_computed[index]}
         return ConditionTrace.model_construct(
             condition=self._slot_text[index],
             kind=self._slot_kind[index],
@@ -530,6 +531,15 @@ def _outcome_text(outcome: p.OutcomeInfo) -> str:
     if outcome.kind == "decide":
         return f"decide {outcome.name} = {outcome.text if outcome.text is not None else outcome.value}"
     return f"{outcome.kind} {outcome.name}"
+
+
+def _computed_json(value: Any) -> Any:
+    """A computed number as JSON text without the trailing zeros exact division leaves (25.000100)."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return to_json_value(value)
 
 
 def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:
