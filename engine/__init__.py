@@ -7,6 +7,9 @@ The public API is small on purpose::
     decision = policy.evaluate({"eccn": "0A978", ...}, trace=True)
     print(engine.render_decision(decision, "text", explain=True))
 
+`engine.Environment` is the configured entry object (one loader, one cache of compiled
+policies) an application or tool holds; `load` and `check` are its methods on a default one.
+
 Every error the engine raises for a user's mistake is an `engine.Error` carrying coded
 `Diagnostic`s: `PolicyError` (the policy does not check), `CaseError` (the case does not fit
 the fact declarations), `UsageError` and its `VersionError` (the request cannot be met).
@@ -14,7 +17,7 @@ Runtime internals (`engine.runtime.RawTrace`, `Resolution`) stay importable from
 modules but are not part of this surface.
 """
 
-from engine.api import Policy, check, load
+from engine.api import Environment, Policy, check, load
 from engine.errors import (
     CaseDiagnostic,
     CaseError,
@@ -35,6 +38,7 @@ __all__ = [
     "Decision",
     "DecisionValue",
     "Diagnostic",
+    "Environment",
     "Error",
     "OutcomeItem",
     "Policy",

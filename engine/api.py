@@ -1,8 +1,8 @@
-"""The entry points: load (check + compile, cached by content) and check.
+"""The entry object and its shortcuts: `Environment`, `load` (check + compile, cached by content), `check`.
 
 `load` accepts a `.policy` file or a policy folder (then `version=` or `at=` picks the
-version). Compiled policies are cached by path and content hash, so loading the same
-unchanged file twice compiles once.
+version). Compiled policies are cached by path and the content hash of every file read
+(`engine.loader.SourceUnit.digest`), so loading the same unchanged file twice compiles once.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.checker import CheckResult, check_file
+from engine.checker import CheckResult, check_unit
 from engine.errors import Diagnostic, PolicyError, UsageError, has_errors
+from engine.loader import Loader
 from engine.models import Decision
-from engine.registry import select_version
-from engine.runtime import CompiledPolicy, RawTrace, Resolution, content_hash
+from engine.registry import VersionEntry, read_versions, select_version
+from engine.runtime import CompiledPolicy, RawTrace, Resolution
 
 #: A date as the API takes it: a `datetime.date`, or its ISO form `YYYY-MM-DD`.
 DateLike = date | str
@@ -94,15 +95,13 @@ class Policy:
         return schema
 
 
-_cache: dict[tuple[str, str], Policy] = {}
-_cache_lock = threading.Lock()
-
-
-def resolve_path(path: str | Path, *, version: str | None = None, at: date | None = None) -> Path:
+def resolve_path(
+    path: str | Path, *, version: str | None = None, at: date | None = None, loader: Loader | None = None
+) -> Path:
     """A `.policy` file as given, or the chosen version file of a policy folder."""
     target = Path(path)
     if target.is_dir():
-        return select_version(target, version=version, at=at).path
+        return select_version(target, version=version, at=at, loader=loader).path
     if not target.exists():
         raise UsageError(f"`{target}` does not exist", "give a `.policy` file or a policy folder")
     return target
@@ -122,31 +121,94 @@ def _no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def load(path: str | Path, *, version: str | None = None, at: DateLike | None = None) -> Policy:
-    """Check and compile a policy version; raises `PolicyError` with every diagnostic if it has errors.
+class Environment:
+    """The configured entry point that the CLI, the tools and an embedding application hold.
 
-    `at` (a date or `YYYY-MM-DD`) picks the version in force on that day and dates the tables.
+    In the spirit of Jinja's `Environment`: it owns the loading stage (`loader`, which reads
+    files, follows `use`, reads tables and parses each source once) and the one cache of
+    compiled policies, keyed by the policy file and the content hash of everything it read,
+    so loading an unchanged version twice checks and compiles once, and an edit to any file
+    it reads (a vocabulary, a table) is seen on the next load. Thread-safe.
+    `engine.load(...)` and `engine.check(...)` are this class's methods on a shared default.
     """
-    at = as_date(at)
-    file = resolve_path(path, version=version, at=at)
-    with _no_gc_pauses():
-        policy = _load_file(file)
-    return policy if at is None else replace(policy, at=at)
+
+    def __init__(self, *, overlay: Mapping[str, str] | None = None):
+        self.loader = Loader(overlay)
+        self._policies: dict[tuple[str, str], Policy] = {}
+        self._checked: dict[tuple[str, str], CheckResult] = {}
+        self._lock = threading.Lock()
+
+    def load(self, path: str | Path, *, version: str | None = None, at: DateLike | None = None) -> Policy:
+        """Check and compile a policy version; raises `PolicyError` with every diagnostic if it has errors.
+
+        `at` (a date or `YYYY-MM-DD`) picks the version in force on that day and dates the tables.
+        """
+        when = as_date(at)
+        file = resolve_path(path, version=version, at=when, loader=self.loader)
+        with _no_gc_pauses():
+            policy = self._load_file(file)
+        return policy if when is None else replace(policy, at=when)
+
+    def _load_file(self, file: Path) -> Policy:
+        key, result = self._check(file)
+        cached = self._policies.get(key)
+        if cached is not None:
+            return cached
+        if result.program is None or has_errors(result.diagnostics):
+            raise PolicyError(result.diagnostics, result.sources)
+        policy = Policy(CompiledPolicy(result.program), file, tuple(result.diagnostics))
+        with self._lock:
+            return self._policies.setdefault(key, policy)
+
+    def check_file(self, path: str | Path) -> CheckResult:
+        """Parse and check one file with what it uses (no conflict search: see `check`).
+
+        Results are cached like compiled policies, by file and content; each call gets its own copy.
+        """
+        with _no_gc_pauses():
+            _, cached = self._check(Path(path))
+        return CheckResult(cached.program, list(cached.diagnostics), dict(cached.sources))
+
+    def _check(self, path: Path) -> tuple[tuple[str, str], CheckResult]:
+        """The cache key of a file as it is now on disk, and its (shared, cached) check result."""
+        unit = self.loader.gather(path)
+        key = (str(path.resolve()), unit.digest)
+        cached = self._checked.get(key)
+        if cached is None:
+            cached = check_unit(unit)
+            with self._lock:
+                cached = self._checked.setdefault(key, cached)
+        return key, cached
+
+    def versions(self, folder: str | Path) -> list[VersionEntry]:
+        """The versions of a policy folder, read by this environment's loader."""
+        return read_versions(Path(folder), self.loader)
+
+    def check(self, paths: Iterable[str | Path]) -> list[CheckResult]:
+        """Check files and folders; one result per file, each with all its diagnostics, conflicts included."""
+        from engine.analysis import find_conflicts
+
+        results = []
+        for file in policy_files(paths):
+            result = self.check_file(file)
+            if result.program is not None and not has_errors(result.diagnostics):
+                result.diagnostics.extend(find_conflicts(CompiledPolicy(result.program)))
+            results.append(result)
+        return results
 
 
-def _load_file(file: Path) -> Policy:
-    result = check_file(file)
-    if result.program is None or has_errors(result.diagnostics):
-        raise PolicyError(result.diagnostics, result.sources)
-    key = (str(file.resolve()), content_hash(result.program))
-    with _cache_lock:
-        cached = _cache.get(key)
-    if cached is not None:
-        return cached
-    policy = Policy(CompiledPolicy(result.program), file, tuple(result.diagnostics))
-    with _cache_lock:
-        _cache.setdefault(key, policy)
-    return policy
+#: The environment behind the one-line shortcuts `engine.load` and `engine.check`.
+default_environment = Environment()
+
+
+def load(path: str | Path, *, version: str | None = None, at: DateLike | None = None) -> Policy:
+    """Check and compile a policy version with the default environment (see `Environment.load`)."""
+    return default_environment.load(path, version=version, at=at)
+
+
+def check(paths: Iterable[str | Path]) -> list[CheckResult]:
+    """Check files and folders with the default environment (see `Environment.check`)."""
+    return default_environment.check(paths)
 
 
 def policy_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -159,17 +221,3 @@ def policy_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             found.append(path)
     return list(dict.fromkeys(found))
-
-
-def check(paths: Iterable[str | Path]) -> list[CheckResult]:
-    """Check files and folders; one result per file, each with all its diagnostics."""
-    from engine.analysis import find_conflicts
-
-    results = []
-    for file in policy_files(paths):
-        with _no_gc_pauses():
-            result = check_file(file)
-        if result.program is not None and not has_errors(result.diagnostics):
-            result.diagnostics.extend(find_conflicts(CompiledPolicy(result.program)))
-        results.append(result)
-    return results

@@ -67,9 +67,19 @@ def parse_command(file: str, fmt: str) -> None:
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check_command(paths: tuple[str, ...], fmt: str) -> None:
-    """Parse and check policy files and folders; report every problem (exit 1 if any error)."""
-    results = api.check(paths)
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Prove with z3: never-firing and shadowed rules, every conflict, default regions.",
+)
+def check_command(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
+    """Parse and check policy files and folders; report every problem (exit 1 if any error, 3 if --deep is incomplete)."""
+    if deep:  # the solver-backed checks replace the sampled conflict search (z3 is imported only then)
+        from engine.deepcheck import check_deep
+
+        results = check_deep(paths)
+    else:
+        results = api.check(paths)
     diagnostics: list[Diagnostic] = sorted(
         {d for r in results for d in r.diagnostics}, key=Diagnostic.sort_key
     )
@@ -80,9 +90,14 @@ def check_command(paths: tuple[str, ...], fmt: str) -> None:
     else:
         if diagnostics:
             click.echo(render_all(diagnostics, sources, color=sys.stdout.isatty()) + "\n")
-        warnings = len(diagnostics) - errors
-        click.echo(f"checked {len(results)} file(s): {errors} error(s), {warnings} warning(s)")
-    sys.exit(1 if errors else 0)
+        warnings = sum(d.severity.value == "warning" for d in diagnostics)
+        notes = len(diagnostics) - errors - warnings
+        click.echo(
+            f"checked {len(results)} file(s): {errors} error(s), {warnings} warning(s)"
+            + (f", {notes} note(s)" if notes else "")
+        )
+    incomplete = any(d.code == "proof-incomplete" for d in diagnostics)
+    sys.exit(1 if errors else 3 if incomplete else 0)
 
 
 @main.command("eval")

@@ -42,7 +42,18 @@ def main() -> int:
         "Compare all cases between the versions: policy diff policies/ear-742.7@2020-03-09 "
         "policies/ear-742.7@2020-10-06 --cases fixtures/cases"
     )
-    return 0
+    return _service_demo()
+
+
+def _service_demo() -> int:
+    """One decision served over loopback HTTP and its log verified (needs the `service` extra)."""
+    print("=" * 100)
+    try:
+        from engine.service.demo import show
+    except ImportError as exc:
+        print(f"service demo skipped: {exc.name} is not installed (pip install '.[service]')")
+        return 0
+    return show()
 
 
 if __name__ == "__main__":

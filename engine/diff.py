@@ -30,6 +30,7 @@ from engine import api
 from engine import program as p
 from engine import syntax as s
 from engine.cases import CaseFile, describe
+from engine.changes import Aspect, aligned, derived_differs, derived_matches, rule_aspects, rule_matches
 from engine.errors import CaseError, UsageError, VersionError
 from engine.models import (
     ConditionTrace,
@@ -594,7 +595,7 @@ def rule_rows(before: Decision, after: Decision) -> list[RuleRow]:
     """Every rule of either version, matched by id, in the newer version's order."""
     old = {r.rule: r for r in (before.trace.rules if before.trace else [])}
     new = {r.rule: r for r in (after.trace.rules if after.trace else [])}
-    return [_rule_row(old.get(i), new.get(i)) for i in _aligned(list(old), list(new))]
+    return [_rule_row(old.get(i), new.get(i)) for i in aligned(list(old), list(new))]
 
 
 def _rule_row(old: RuleTrace | None, new: RuleTrace | None) -> RuleRow:
@@ -717,17 +718,6 @@ def _condition_row(a: _Line | None, b: _Line | None) -> ConditionRow:
     )
 
 
-def _aligned(old: Sequence[str], new: Sequence[str]) -> list[str]:
-    """Ids of both lists: the newer order, each id only in the older list placed after its predecessor."""
-    out = list(new)
-    for index, item in enumerate(old):
-        if item in out:
-            continue
-        previous = next((x for x in reversed(old[:index]) if x in out), None)
-        out.insert(0 if previous is None else out.index(previous) + 1, item)
-    return out
-
-
 def _union(first: list[str], second: list[str]) -> list[str]:
     return list(dict.fromkeys([*first, *second]))
 
@@ -737,42 +727,37 @@ def _union(first: list[str], second: list[str]) -> list[str]:
 
 
 def rule_changes(before: p.Program, after: p.Program) -> list[RuleChange]:
-    """Rules added, removed or changed, matched by id; layout and comments are not changes."""
-    old = {r.id: r.decl for r in before.rules}
-    new = {r.id: r.decl for r in after.rules}
+    """Rules added, removed or changed, matched by id (`engine.changes`: layout, comments and the
+    order of `overrides` are not changes)."""
     changes = []
-    for rule_id in _aligned(list(old), list(new)):
-        a, b = old.get(rule_id), new.get(rule_id)
-        if a is not None and b is not None and a == b:
-            continue
-        aspects = _aspects(a, b) if a is not None and b is not None else []
+    for rule_id, a, b in rule_matches(before, after):
+        aspects: list[RuleAspect] = []
+        if a is not None and b is not None:
+            kinds = rule_aspects(a.decl, b.decl)
+            if not kinds:
+                continue
+            aspects = [aspect for aspect, folds in DIFF_ASPECTS if set(folds) & set(kinds)]
         changes.append(
             RuleChange(
                 rule=rule_id,
                 change="added" if a is None else "removed" if b is None else "changed",
                 aspects=aspects,
                 wording_only=bool(aspects) and set(aspects) <= WORDING_ASPECTS,
-                before=_rule_text(a),
-                after=_rule_text(b),
+                before=_rule_text(a.decl if a else None),
+                after=_rule_text(b.decl if b else None),
             )
         )
     return changes
 
 
-def _aspects(a: s.RuleDecl, b: s.RuleDecl) -> list[RuleAspect]:
-    """What differs between two versions of a rule, in a fixed order."""
-    found: list[RuleAspect] = []
-    if a.description != b.description:
-        found.append("wording")
-    if a.citations != b.citations:
-        found.append("citations")
-    if [o.name for o in a.overrides] != [o.name for o in b.overrides]:
-        found.append("precedence")
-    if a.condition != b.condition or a.unless != b.unless:
-        found.append("condition")
-    if a.outcomes != b.outcomes:
-        found.append("outcome")
-    return found
+#: The diff report's aspects, in its fixed order, and the `engine.changes` aspects each stands for.
+DIFF_ASPECTS: tuple[tuple[RuleAspect, tuple[Aspect, ...]], ...] = (
+    ("wording", ("description",)),
+    ("citations", ("citations",)),
+    ("precedence", ("overrides",)),
+    ("condition", ("condition", "unless")),
+    ("outcome", ("outcomes",)),
+)
 
 
 def _rule_text(decl: s.RuleDecl | None) -> RuleText | None:
@@ -796,20 +781,17 @@ def _outcome_source(outcome: s.Outcome) -> str:
 
 
 def definition_changes(before: p.Program, after: p.Program) -> list[DefinitionChange]:
-    """Derived facts whose definition differs (compared as syntax, spans ignored)."""
-    old = {k: v.node.source for k, v in before.derived.items()}
-    new = {k: v.node.source for k, v in after.derived.items()}
+    """Derived facts whose definition differs (`engine.changes.derived_differs`: syntax or type)."""
     changes = []
-    for name in _aligned(list(old), list(new)):
-        a, b = old.get(name), new.get(name)
-        if a is not None and b is not None and a == b:
+    for name, a, b in derived_matches(before, after):
+        if a is not None and b is not None and not derived_differs(a, b):
             continue
         changes.append(
             DefinitionChange(
                 name=name,
                 change="added" if a is None else "removed" if b is None else "changed",
-                before=None if a is None else s.unparse(a),
-                after=None if b is None else s.unparse(b),
+                before=None if a is None else s.unparse(a.node.source),
+                after=None if b is None else s.unparse(b.node.source),
             )
         )
     return changes

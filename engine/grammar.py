@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import cache
 from importlib import resources
@@ -20,6 +21,32 @@ def grammar_text() -> str:
         return shipped.read_text(encoding="utf-8")
     checkout = Path(__file__).resolve().parent.parent / "grammar" / "policy.lark"
     return checkout.read_text(encoding="utf-8")
+
+
+@cache
+def keywords() -> frozenset[str]:
+    """Every keyword of the language: the lowercase words the grammar quotes (`"rule"`, `"and"`)."""
+    return frozenset(re.findall(r'"([a-z]+)"', grammar_text()))
+
+
+@cache
+def item_keywords() -> tuple[str, ...]:
+    """The keywords that start a declaration, in the grammar's order of the `item` alternatives.
+
+    Read from the grammar: each alternative of `item` names a rule whose first token is its
+    keyword (`rule_decl: "rule" NAME ...`). The parser's error recovery, the highlighter and
+    the linter's lexer all use this one list.
+    """
+    text = grammar_text()
+    alternatives = re.search(r"^\??item:(.*?)(?=^\S|\Z)", text, re.M | re.S)
+    assert alternatives is not None, "the grammar has no `item` rule"
+    names = re.findall(r"[a-z_]+", alternatives.group(1))
+    found = []
+    for name in names:
+        first = re.search(rf'^{name}:\s*"([a-z]+)"', text, re.M)
+        assert first is not None, f"`{name}` does not start with a keyword"
+        found.append(first.group(1))
+    return tuple(found)
 
 
 _lock = threading.Lock()

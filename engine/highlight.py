@@ -27,6 +27,8 @@ from pygments.token import (  # type: ignore[import-untyped]
     Whitespace,
 )
 
+from engine.grammar import item_keywords, keywords
+
 __all__ = [
     "BUILTIN_TYPES",
     "CLAUSE_KEYWORDS",
@@ -40,20 +42,7 @@ __all__ = [
 
 # Keyword classes. Every lowercase keyword of grammar/policy.lark must be in exactly
 # one of them; tests/test_highlight.py checks that against the grammar file.
-DECLARATION_KEYWORDS = (
-    "policy",
-    "vocabulary",
-    "use",
-    "enum",
-    "fact",
-    "group",
-    "table",
-    "define",
-    "decision",
-    "obligation",
-    "recommendation",
-    "rule",
-)
+DECLARATION_KEYWORDS = ("policy", "vocabulary", *item_keywords())  # headers, then the grammar's `item`s
 CLAUSE_KEYWORDS = (
     "title",
     "version",
@@ -76,9 +65,7 @@ CLAUSE_KEYWORDS = (
 TYPE_KEYWORDS = ("set", "of", "optional", "scale", "rounding")
 OPERATOR_WORDS = ("and", "or", "not", "in", "includes", "any", "all", "is", "missing", "present")
 CONSTANT_KEYWORDS = ("true", "false")
-KEYWORDS = frozenset(
-    DECLARATION_KEYWORDS + CLAUSE_KEYWORDS + TYPE_KEYWORDS + OPERATOR_WORDS + CONSTANT_KEYWORDS
-)
+KEYWORDS = keywords()  # the classes above partition it (tests/test_highlight.py)
 # Not keywords in the grammar (they are NAMEs), but the types every policy uses;
 # highlighted as builtins only where a type is expected.
 BUILTIN_TYPES = ("boolean", "number", "string", "date")

@@ -183,7 +183,8 @@ def _problem(path: Path, line: int, message: str, help: str | None = None) -> Di
 class Runner:
     """Runs expectations; each policy version is loaded once and each case read once."""
 
-    def __init__(self, policies: Path, cases: Path):
+    def __init__(self, policies: Path, cases: Path, environment: api.Environment | None = None):
+        self.environment = environment or api.default_environment
         self.policies = policies
         self.cases = cases
         self._loaded: dict[tuple[str, str], api.Policy | str] = {}
@@ -215,7 +216,7 @@ class Runner:
                 self._loaded[key] = f"no policy folder `{folder}` (the policy id is the intent file's name)"
             else:
                 try:
-                    self._loaded[key] = api.load(folder, version=version)
+                    self._loaded[key] = self.environment.load(folder, version=version)
                 except UsageError as exc:
                     self._loaded[key] = str(exc) + (f" ({exc.help})" if exc.help else "")
                 except PolicyError as exc:

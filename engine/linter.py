@@ -29,10 +29,12 @@ from lark.exceptions import LarkError
 
 from engine import program as p
 from engine import syntax as s
-from engine.api import policy_files
-from engine.checker import CheckResult, check_file
+from engine.api import Environment, default_environment, policy_files
+from engine.checker import CheckResult
 from engine.errors import Diagnostic, Severity, Span, UsageError, has_errors
+from engine.grammar import item_keywords
 from engine.grammar import parser as lark_parser
+from engine.loader import Loader
 from engine.parser import parse
 from engine.registry import VersionEntry, read_versions
 
@@ -158,10 +160,14 @@ class LintResult:
 
 
 def lint(
-    paths: Iterable[str | Path], config: LintConfig | None = None, *, update_lock: bool = False
+    paths: Iterable[str | Path],
+    config: LintConfig | None = None,
+    *,
+    update_lock: bool = False,
+    environment: Environment | None = None,
 ) -> LintResult:
     """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked."""
-    run = _Run(config or LintConfig())
+    run = _Run(config or LintConfig(), environment or default_environment)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
     findings = run.lint(files)
@@ -171,18 +177,15 @@ def lint(
 class _Run:
     """One lint run: checked programs are shared between the files that need them."""
 
-    def __init__(self, config: LintConfig):
+    def __init__(self, config: LintConfig, environment: Environment):
         self.config = config
+        self.environment = environment  # holds the one cache of checked files
         self.sources: dict[str, str] = {}
-        self._checked: dict[Path, CheckResult] = {}
 
     def check(self, path: Path) -> CheckResult:
-        key = path.resolve()
-        if key not in self._checked:
-            result = check_file(path)
-            self._checked[key] = result
-            self.sources.update(result.sources)
-        return self._checked[key]
+        result = self.environment.check_file(path)
+        self.sources.update(result.sources)
+        return result
 
     def lint(self, files: list[Path]) -> list[Diagnostic]:
         raw: list[Diagnostic] = []
@@ -190,7 +193,7 @@ class _Run:
         for path in files:
             result = self.check(path)
             raw += result.diagnostics
-            tree = _tree(path, self.sources)
+            tree = _tree(path, self.sources, self.environment.loader)
             if tree is None:
                 continue
             trees[path] = tree
@@ -200,7 +203,7 @@ class _Run:
                     raw += _rule_reachability(result.program)
                     raw += _unguarded_optionals(result.program)
         raw += self._unused(trees)
-        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"])
+        raw += _versions([p for p, t in trees.items() if t.header.kind == "policy"], self.environment.loader)
         return self._finish(raw, trees)
 
     # -- declarations nothing uses --------------------------------------------
@@ -264,7 +267,7 @@ class _Run:
         out: list[Diagnostic] = []
         for finding in raw:
             if finding.file not in suppressions:
-                tree = _tree(Path(finding.file), self.sources)
+                tree = _tree(Path(finding.file), self.sources, self.environment.loader)
                 suppressions[finding.file] = _suppressions(tree, self.sources) if tree else []
             if finding.code in CODES and any(a.covers(finding) for a in suppressions[finding.file]):
                 continue
@@ -279,7 +282,8 @@ class _Run:
         return sorted(leveled, key=Diagnostic.sort_key)
 
 
-def _tree(path: Path, sources: dict[str, str]) -> s.SourceFile | None:
+def _tree(path: Path, sources: dict[str, str], loader: Loader | None = None) -> s.SourceFile | None:
+    """A file's tree, parsed through the run's loader (whose cache a long-running caller keeps)."""
     text = sources.get(str(path))
     if text is None:
         try:
@@ -287,7 +291,7 @@ def _tree(path: Path, sources: dict[str, str]) -> s.SourceFile | None:
         except OSError:
             return None
         sources[str(path)] = text
-    return parse(text, str(path)).tree
+    return (loader.parse(text, str(path)) if loader is not None else parse(text, str(path))).tree
 
 
 def _universe_root(vocabulary: Path) -> Path:
@@ -946,10 +950,10 @@ def _policy_folders(files: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(f.parent for f in files if f.suffix == ".policy"))
 
 
-def _versions(policies: list[Path]) -> list[Diagnostic]:
+def _versions(policies: list[Path], loader: Loader | None = None) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for folder in _policy_folders(policies):
-        entries = read_versions(folder)
+        entries = read_versions(folder, loader)
         found += _windows(entries)
         found += _lock_findings(folder, entries)
     return found
@@ -1005,18 +1009,7 @@ def version_hash(path: Path) -> str:
     return hashlib.sha256(_without_ends(text).encode("utf-8")).hexdigest()
 
 
-_ITEM_KEYWORDS = {
-    "USE",
-    "ENUM",
-    "FACT",
-    "GROUP",
-    "TABLE",
-    "DEFINE",
-    "DECISION",
-    "OBLIGATION",
-    "RECOMMENDATION",
-    "RULE",
-}
+_ITEM_KEYWORDS = {keyword.upper() for keyword in item_keywords()}  # Lark names a keyword token by its word
 
 
 def _without_ends(text: str) -> str:

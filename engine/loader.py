@@ -52,11 +52,10 @@ class SourceUnit:
 
     @property
     def digest(self) -> str:
-        """sha256 over every path and text read: equal digests, equal programs."""
+        """sha256 over every text read, in reading order: the same file with equal digests is the same program."""
         digest = hashlib.sha256()
-        texts = {**self.sources, **{path: table.text for path, table in self.tables.items()}}
-        for path, text in sorted(texts.items()):
-            digest.update(path.encode("utf-8") + b"\0" + text.encode("utf-8") + b"\0")
+        for text in [*self.sources.values(), *(table.text for table in self.tables.values())]:
+            digest.update(text.encode("utf-8") + b"\0")
         return digest.hexdigest()
 
 

@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from engine import syntax as s
 from engine.errors import Diagnostic, Span, did_you_mean
+from engine.grammar import item_keywords
 from engine.grammar import parser as lark_parser
 from engine.numbers import percent
 
@@ -68,9 +69,7 @@ def extract_comments(text: str, path: str) -> tuple[s.Comment, ...]:
 # Error recovery
 
 
-_DECLARATION_START = re.compile(
-    r"^[ \t]*(use|enum|fact|group|table|define|decision|obligation|recommendation|rule)\b", re.M
-)
+_DECLARATION_START = re.compile(r"^[ \t]*(" + "|".join(item_keywords()) + r")\b", re.M)
 
 
 def _pieces(text: str) -> list[tuple[int, str]]:

@@ -22,7 +22,8 @@ from typing import Any
 
 from engine import program as p
 from engine import syntax as s
-from engine.checker import check_file
+from engine.api import default_environment
+from engine.changes import WORDING, derived_differs, rule_aspects
 from engine.errors import PolicyError, UsageError, has_errors
 from engine.models import to_json_value
 from engine.registry import VersionEntry, read_versions
@@ -66,7 +67,7 @@ def load_policy_doc(folder: Path) -> PolicyDoc:
     """Check every version of one policy; a version with errors stops the docs (they would lie)."""
     versions = []
     for entry in read_versions(folder):
-        result = check_file(entry.path)
+        result = default_environment.check_file(entry.path)
         if result.program is None or has_errors(result.diagnostics):
             raise PolicyError(result.diagnostics, result.sources)
         versions.append(VersionDoc(entry, result.program, content_hash(result.program)))
@@ -147,7 +148,7 @@ class RuleChange:
     @property
     def wording_only(self) -> bool:
         """Only the description or citations moved: the rule decides exactly as before."""
-        return set(self.kinds) <= {"description", "citations"}
+        return set(self.kinds) <= WORDING
 
 
 @dataclass(frozen=True)
@@ -192,28 +193,6 @@ class VersionChanges:
         )
 
 
-def rule_change_kinds(old: s.RuleDecl, new: s.RuleDecl) -> tuple[str, ...]:
-    """Which parts of a rule differ, compared as syntax trees: layout and comments do not count."""
-    kinds = []
-    if old.condition != new.condition:
-        kinds.append("condition")
-    if old.unless != new.unless:
-        kinds.append("unless")
-    if old.outcomes != new.outcomes:
-        kinds.append("outcomes")
-    if sorted(i.name for i in old.overrides) != sorted(i.name for i in new.overrides):
-        kinds.append("overrides")
-    if old.description != new.description:
-        kinds.append("description")
-    if old.citations != new.citations:
-        kinds.append("citations")
-    return tuple(kinds)
-
-
-def _derived_differs(old: p.DerivedInfo, new: p.DerivedInfo) -> bool:
-    return old.node.source != new.node.source or old.type != new.type
-
-
 def compare_versions(old: p.Program, new: p.Program) -> VersionChanges:
     """Rules added, removed and changed from `old` to `new`, and the derived facts and facts behind them."""
     old_rules = {r.id: r for r in old.rules}
@@ -221,7 +200,7 @@ def compare_versions(old: p.Program, new: p.Program) -> VersionChanges:
     changed, unchanged = [], []
     for rule in new.rules:
         if rule.id in old_rules:
-            kinds = rule_change_kinds(old_rules[rule.id].decl, rule.decl)
+            kinds = rule_aspects(old_rules[rule.id].decl, rule.decl)
             if kinds:
                 changed.append(RuleChange(rule.id, kinds, old_rules[rule.id], rule))
             else:
@@ -229,7 +208,7 @@ def compare_versions(old: p.Program, new: p.Program) -> VersionChanges:
     derived_changed = tuple(
         DerivedChange(name, old.derived[name], info)
         for name, info in new.derived.items()
-        if name in old.derived and _derived_differs(old.derived[name], info)
+        if name in old.derived and derived_differs(old.derived[name], info)
     )
     moved = {c.name for c in derived_changed} | {n for n in new.derived if n not in old.derived}
     indirect = {}

@@ -334,7 +334,7 @@ class DecisionInfo:
 
     name: str
     type: Type
-    default: Value
+    default: Any  # a constant of `type` (an enumeration value is a str)
     description: str
     span: Span
 
@@ -354,7 +354,7 @@ class OutcomeInfo:
 
     kind: str
     name: str
-    value: Value | None
+    value: Any  # a constant of the decision's type (an enum value is a str), or None
     span: Span
     computed: Node | None = None
     text: str | None = None

@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 
 from engine.errors import VersionError
-from engine.parser import parse
+from engine.loader import Loader
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,16 @@ class VersionEntry:
         return f"{self.effective or '?'} to {self.ends or 'open'}"
 
 
-def read_versions(folder: Path) -> list[VersionEntry]:
-    """Every version file in a policy folder, ordered by effective date, then name."""
+def read_versions(folder: Path, loader: Loader | None = None) -> list[VersionEntry]:
+    """Every version file in a policy folder, ordered by effective date, then name.
+
+    The files are read and parsed by the loading stage (`loader`, a fresh one by default), so
+    an environment parses a version once for choosing it and checking it.
+    """
+    loader = loader or Loader()
     entries = []
     for path in sorted(folder.glob("*.policy")):
-        tree = parse(path.read_text(encoding="utf-8"), str(path)).tree
+        tree = loader.parse(loader.read(path), str(path)).tree
         if tree is None:
             entries.append(VersionEntry(path, folder.name, path.stem, None, None, "unreadable"))
             continue
@@ -60,10 +65,15 @@ def read_versions(folder: Path) -> list[VersionEntry]:
 
 
 def select_version(
-    folder: Path, *, version: str | None = None, at: date | None = None, today: date | None = None
+    folder: Path,
+    *,
+    version: str | None = None,
+    at: date | None = None,
+    today: date | None = None,
+    loader: Loader | None = None,
 ) -> VersionEntry:
     """The version to evaluate: named, in force on a date, or in force today (else the latest in force)."""
-    entries = read_versions(folder)
+    entries = read_versions(folder, loader)
     if not entries:
         raise VersionError(
             f"`{folder}` holds no `.policy` files", "a policy folder holds one file per version"

@@ -267,6 +267,11 @@ class DecisionDecl:
     description: str
     span: Span = _span()
 
+    @property
+    def type_name(self) -> Ident:
+        """The type's name as written (`Review`, `boolean`), where the type is."""
+        return Ident(self.type.name, span=self.type.span)
+
 
 @dataclass(frozen=True, slots=True)
 class ObligationDecl:

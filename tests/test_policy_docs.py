@@ -14,13 +14,13 @@ import pytest
 from click.testing import CliRunner
 from syrupy.assertion import SnapshotAssertion
 
+from engine.changes import rule_aspects
 from engine.checker import check_file
 from engine.cli import main
 from engine.policydocs import (
     GENERATED_MARK,
     compare_versions,
     render_docs,
-    rule_change_kinds,
     stale_pages,
 )
 from engine.program import Program
@@ -193,7 +193,7 @@ def test_wording_only_changes_say_so(demo: Path) -> None:
 def test_overrides_compare_as_a_set(demo: Path) -> None:
     new = program(demo / "demo/2021-01-01.policy")
     rule = next(r for r in new.rules if r.id == "disorder").decl
-    assert rule_change_kinds(rule, rule) == ()
+    assert rule_aspects(rule, rule) == ()
 
 
 def test_demo_pages(demo: Path, tmp_path: Path, snapshot: SnapshotAssertion) -> None:

@@ -16,8 +16,9 @@ import engine
 from engine.decisionlog import merkle
 from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter, Signer
+from engine.decisionlog.evaluation import evaluate_for_log
 from engine.decisionlog.log import export_records
-from engine.decisionlog.records import compact, trace_hash
+from engine.decisionlog.records import trace_hash
 from engine.decisionlog.store import LogUnavailable
 from engine.service.app import ServiceConfig, create_app
 from engine.service.auth import TokenError, load_tokens
@@ -120,7 +121,16 @@ def test_explain_returns_the_trace_whose_hash_is_logged(served: Any) -> None:
     assert body["trace"]["trace_version"] == 1 and body["trace"]["rules"]
     with open_store(served.config.log_url) as store:
         (record,) = [r for r in export_records(store) if r["kind"] == "decision"]
-    assert record["trace_hash"] == trace_hash(compact(body["trace"]))
+    policy = engine.load(ROOT / "policies" / "ear-742.7", version="2020-10-06")
+    evaluation = evaluate_for_log(policy, facts, __import__("datetime").date(2021, 1, 1), explain=True)
+    assert evaluation.trace == body["trace"]  # the trace answered is the trace of `policy eval --explain`
+    assert (
+        policy.evaluate(facts, trace=True, at=__import__("datetime").date(2021, 1, 1)).model_dump(
+            mode="json"
+        )["trace"]
+        == body["trace"]
+    )
+    assert record["trace_hash"] == trace_hash(evaluation.raw_trace)
 
 
 def test_version_by_name_or_date(served: Any) -> None:
@@ -343,3 +353,32 @@ def test_constant_time_lookup_finds_each_token(tmp_path: Path) -> None:
         "ops",
     ]  # type: ignore[union-attr]
     assert tokens.authenticate("Basic abc") is None and tokens.authenticate(None) is None
+
+
+def test_engine_and_the_cli_import_none_of_the_service_stacks() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, engine, engine.cli; "
+        "heavy = [m for m in ('fastapi', 'uvicorn', 'starlette', 'cryptography', 'psycopg') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_demo_serves_one_decision_and_verifies_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.service.demo import show
+
+    assert show() == 0
+    out = capsys.readouterr().out
+    assert "200: ear-742.7 @ 2020-10-06: license_review = not_favorable" in out
+    assert "1 records, 1 signed checkpoint(s): intact" in out

@@ -21,6 +21,7 @@ from engine.commands.options import fail_usage, load_policy, version_options
 from engine.errors import UsageError
 
 EXIT_INTERRUPTED = 130
+PARQUET = (".parquet", ".pq", ".parq")
 
 
 def default_rejects_path(output: str) -> str:
@@ -138,7 +139,12 @@ def command(
     trace unless --trace, with the input line number in "line". Lines that are not JSON or
     not a valid case go to the rejects file with their line number and reason; blank lines
     are skipped and counted. The run goes on either way.
+
+    CASES or OUTPUT ending in `.parquet` reads or writes Parquet (docs/batch.md, "Parquet").
     """
+    if cases.endswith(PARQUET) or output.endswith(PARQUET):
+        _parquet(policy, cases, output, rejects_path, at, version, workers, trace, fail_on_reject)
+        return
     try:
         rejects_file = _check_paths(cases, output, rejects_path)
     except UsageError as exc:
@@ -183,3 +189,56 @@ def _execute(
         finally:
             if progress is not None:
                 progress.close()
+
+
+def _parquet(
+    policy: str,
+    cases: str,
+    output: str,
+    rejects_path: str | None,
+    at: date | None,
+    version: str | None,
+    workers: int | None,
+    trace: bool,
+    fail_on_reject: bool,
+) -> None:
+    """Parquet in (JSON lines or Parquet out): the columnar path of engine/parquet.py."""
+    from engine import parquet
+
+    try:
+        if not cases.endswith(PARQUET):
+            raise UsageError(
+                "Parquet output needs Parquet input", "decide JSON lines to JSON lines, or convert the input"
+            )
+        if rejects_path is None and output.endswith(PARQUET):
+            stem = output.rsplit(".", 1)[0]
+            rejects_path = stem + ".rejects.jsonl"
+        rejects_file = _check_paths(cases, output, rejects_path)
+    except UsageError as exc:
+        fail_usage(exc)
+    loaded = load_policy(policy, version, at)
+    progress = batch.Progress(None) if sys.stderr.isatty() else None
+    try:
+        summary = parquet.run(
+            loaded,
+            Path(cases),
+            None if output == "-" else Path(output),
+            Path(rejects_file),
+            at=at,
+            trace=trace,
+            workers=workers or batch.default_workers(),
+            progress=progress,
+        )
+    except UsageError as exc:
+        fail_usage(exc)
+    except KeyboardInterrupt:
+        summary = batch.Summary(interrupted=True)
+    finally:
+        if progress is not None:
+            progress.close()
+    if summary.interrupted:
+        click.echo("interrupted: nothing was written (Parquet runs write their files at the end)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _report(summary, rejects_file)
+    if fail_on_reject and summary.rejects:
+        sys.exit(1)

@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import click
 
 from engine import diff as d
 from engine.cases import CaseFile, read_case_file
 from engine.commands.options import DATE, fail_usage, report_policy_error
+from engine.commands.semantic import run_semantic, semantic_options
 from engine.errors import PolicyError, UsageError
 
 GIT_PREFIX = "git:"
@@ -49,6 +51,7 @@ GIT_PREFIX = "git:"
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to a file."
 )
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 if any case's outcome changes (to gate CI).")
+@semantic_options
 def command(
     targets: tuple[str, ...],
     cases_dir: Path | None,
@@ -57,6 +60,7 @@ def command(
     fmt: str,
     output: Path | None,
     fail_on_change: bool,
+    **semantic: Any,
 ) -> None:
     """Compare two versions of a policy by what they decide.
 
@@ -72,6 +76,13 @@ def command(
     """
     try:
         specs, case_file = _split_case(targets)
+        if semantic["semantic"]:  # proofs over every case (engine.proofs); cases, if given, beside them
+            corpus = _cases(case_file, cases_dir) if case_file or cases_dir else None
+            with _sides(specs, against, at) as sides:
+                run_semantic(
+                    *sides, fmt=fmt, output=output, fail_on_change=fail_on_change, corpus=corpus, **semantic
+                )
+            return
         inputs, cases_from = _cases(case_file, cases_dir)
         with _sides(specs, against, at) as (before, after):
             report = d.compare(before, after, inputs, cases_from=cases_from, single=case_file is not None)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 )
 @click.option("--since", type=DATE, metavar="DATE", help="Only decisions logged from this date (UTC).")
 @click.option("--until", type=DATE, metavar="DATE", help="Only decisions logged before this date (UTC).")
+@click.option("--recorded", metavar="VERSION", help="Only decisions the log says were made by this version.")
 @click.option("--format", "fmt", type=click.Choice(d.FORMATS), default="text", show_default=True)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to a file."
@@ -50,6 +51,7 @@ def command(
     against: str,
     since: date | None,
     until: date | None,
+    recorded: str | None,
     fmt: str,
     output: Path | None,
     workers: int,
@@ -77,7 +79,9 @@ def command(
     folder = spec.path if spec.path.is_dir() else None
     try:
         with open_store(log) as store:
-            outcome = replay(store, side, folder, since=since, until=until, workers=workers)
+            outcome = replay(
+                store, side, folder, since=since, until=until, workers=workers, recorded=recorded
+            )
     except LogError as exc:
         click.echo(f"error[log]: {exc}", err=True)
         sys.exit(1)
@@ -85,7 +89,7 @@ def command(
         fail_usage(
             UsageError(
                 f"the window holds decisions of {len(outcome.reports)} other versions; an HTML report shows one",
-                "narrow it with --since/--until, or use --format text, md or json",
+                "pick one with --recorded VERSION, or use --format text, md or json",
             )
         )
     text = _render(

@@ -139,7 +139,7 @@ def command(
         tokens = load_tokens(tokens_file)
     except TokenError as exc:
         click.echo(f"error[invalid-tokens]: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(1)
     for warning in tokens.warnings:
         click.echo(f"warning: {warning}", err=True)
     try:

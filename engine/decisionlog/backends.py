@@ -1,13 +1,14 @@
-"""Opening a decision log by URL: the one module that knows every backend (SQLite, PostgreSQL).
-
-Kept apart from `store.py` so that the backends can import the store's base classes without a cycle.
-"""
+"""Opening a log by what the operator wrote: a SQLite file path, or a `postgresql://` URL."""
 
 from __future__ import annotations
 
-from engine.decisionlog.store import Store, is_postgres
+from engine.decisionlog.store import Store
 
-__all__ = ["open_store"]
+__all__ = ["is_postgres", "open_store"]
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
 
 
 def open_store(url: str, *, create: bool = False, synchronous: str = "FULL") -> Store:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.decisionlog.backends import is_postgres
 from engine.decisionlog.checkpoints import LATEST_FILE, Checkpoint, Signer
 from engine.decisionlog.merkle import inclusion_path
 from engine.decisionlog.records import (
@@ -23,12 +24,12 @@ from engine.decisionlog.records import (
     commit_personal,
     compact,
     new_decision_id,
+    now_text,
     parse_body,
     restore_personal,
     trace_hash,
 )
-from engine.decisionlog.sqlite import now_text
-from engine.decisionlog.store import LogError, Pending, Sealed, Store, is_postgres
+from engine.decisionlog.store import LogError, Pending, Sealed, Store
 
 __all__ = [
     "RETENTION_YEARS",

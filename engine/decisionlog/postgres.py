@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from engine.decisionlog.sqlite import APPEND_ONLY, SCHEMA_VERSION, now_text
+from engine.decisionlog.records import now_text
+from engine.decisionlog.sqlite import APPEND_ONLY, SCHEMA_VERSION
 from engine.decisionlog.store import (
     Durability,
     LogError,
@@ -103,7 +104,9 @@ def _triggers() -> str:
 class PostgresStore(Store):
     """A log in a PostgreSQL database (schema `decision_log`)."""
 
-    def __init__(self, url: str, *, create: bool = False):
+    def __init__(self, url: str, *, create: bool = False, connection: Any = None):
+        """`connection`: an open psycopg connection to use for everything, inside whatever
+        transaction it is in (tests read a tampered log that way, then roll back)."""
         try:
             import psycopg
         except ImportError:
@@ -112,7 +115,8 @@ class PostgresStore(Store):
             ) from None
         self._psycopg = psycopg
         self.url = url
-        self._conn: Any = None
+        self._conn: Any = connection
+        self._external = connection is not None
         try:
             conn = self._connection()
             if create:
@@ -254,23 +258,36 @@ class PostgresStore(Store):
 
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[StoredRecord]:
         """Streamed with a server-side cursor, so a million records do not sit in memory."""
+        if self._external:
+            yield from self._scan(self._conn, start, stop)
+            return
         conn = self._psycopg.connect(self.url)  # its own connection: a named cursor needs a transaction
         try:
-            conn.execute("SET search_path TO decision_log")
-            with conn.cursor(name="records_scan") as cursor:
-                cursor.itersize = 5000
-                cursor.execute(
-                    "SELECT r.seq, r.kind, r.decision_id, r.recorded_at, r.leaf_hash, r.chain_hash, b.body"
-                    " FROM records r LEFT JOIN bodies b ON b.seq = r.seq WHERE r.seq >= %s AND r.seq < %s"
-                    " ORDER BY r.seq",
-                    (start, stop if stop is not None else 2**62),
-                )
-                for seq, kind, did, at, leaf, chain, body in cursor:
-                    yield StoredRecord(
-                        seq, kind, did, at, bytes(leaf), bytes(chain), None if body is None else bytes(body)
-                    )
+            yield from self._scan(conn, start, stop)
         finally:
             conn.close()
+
+    def _scan(self, conn: Any, start: int, stop: int | None) -> Iterator[StoredRecord]:
+        conn.execute("SET search_path TO decision_log")
+        with conn.cursor(name="records_scan") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(
+                "SELECT r.seq, r.kind, r.decision_id, r.recorded_at, r.leaf_hash, r.chain_hash, b.body"
+                " FROM records r LEFT JOIN bodies b ON b.seq = r.seq WHERE r.seq >= %s AND r.seq < %s"
+                " ORDER BY r.seq",
+                (start, stop if stop is not None else 2**62),
+            )
+            for seq, kind, did, at, leaf, chain, body in cursor:
+                yield StoredRecord(
+                    seq, kind, did, at, bytes(leaf), bytes(chain), None if body is None else bytes(body)
+                )
+
+    def hashes(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+        rows = self._query(
+            "SELECT seq, leaf_hash, chain_hash FROM records WHERE seq >= %s ORDER BY seq", (start,)
+        )
+        for seq, leaf, chain in rows:
+            yield seq, bytes(leaf), bytes(chain)
 
     def leaves(self, start: int, stop: int) -> list[bytes]:
         rows = self._query(
@@ -312,7 +329,7 @@ class PostgresStore(Store):
         return {did: reason for did, reason in rows}
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and not self._external:
             self._conn.close()
             self._conn = None
 

@@ -19,6 +19,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "compact",
     "genesis",
     "new_decision_id",
+    "now_text",
     "parse_body",
     "trace_hash",
 ]
@@ -43,6 +45,11 @@ _SEQ = re.compile(rb'^\{"seq":(\d+),')
 def compact(value: Any) -> bytes:
     """JSON without spaces, keys sorted, UTF-8: how values inside a record are written and committed."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def now_text() -> str:
+    """UTC time with microseconds, as records carry it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_decision_id() -> str:
@@ -66,7 +73,7 @@ def commitment(salt: bytes, value: Any) -> str:
 
 
 def trace_hash(trace_json: bytes, salt: bytes | None = None) -> str:
-    """Hash of the decision's trace JSON; salted when the case held personal values, so the
+    """Hash of the decision's raw trace (engine.decisionlog.evaluation); salted when the case held personal values, so the
     hash cannot be used to guess them (the salt is erased with them)."""
     return "sha256:" + hashlib.sha256((salt or b"trace\x00") + trace_json).hexdigest()
 
@@ -129,12 +136,8 @@ class RecordBody:
 
     def encode(self, seq: int) -> bytes:
         """`{"seq":N,"kind":...,<fields in insertion order>}` as compact UTF-8 JSON."""
-        head = f'{{"seq":{seq},"kind":{json.dumps(self.kind)}'
-        rest = "".join(
-            f",{json.dumps(k)}:{json.dumps(v, sort_keys=True, separators=(',', ':'), ensure_ascii=False)}"
-            for k, v in self.fields.items()
-        )
-        return (head + rest + "}").encode("utf-8")
+        ordered = {"seq": seq, "kind": self.kind, **self.fields}
+        return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def body_seq(body: bytes) -> int | None:

@@ -12,6 +12,8 @@ pruned records have no input left: both are counted and skipped, never guessed.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,20 +24,20 @@ from typing import Any
 from engine import api
 from engine import diff as d
 from engine.cases import CaseFile
-from engine.decisionlog.log import export_records
-from engine.decisionlog.records import TRACE_SALT_PATH, compact, trace_hash
+from engine.decisionlog.evaluation import evaluate_for_log
+from engine.decisionlog.records import TRACE_SALT_PATH, compact, parse_body, restore_personal, trace_hash
 from engine.decisionlog.store import Store
 from engine.errors import CaseError, PolicyError, UsageError
 from engine.registry import read_versions
 
-__all__ = ["LoggedCase", "ReplayOutcome", "SameVersion", "logged_cases", "replay"]
+__all__ = ["LoggedCase", "ReplayOutcome", "SameVersion", "parse_chunk", "raw_chunks", "replay"]
 
-CHUNK = 500
+CHUNK = 2000
 
 
 @dataclass(frozen=True)
 class LoggedCase:
-    """What replay needs of one logged decision."""
+    """What replay needs of one logged decision; the output stays the bytes the log holds."""
 
     seq: int
     decision_id: str
@@ -43,9 +45,38 @@ class LoggedCase:
     content_hash: str
     evaluated_at: date
     case: dict[str, Any]
-    output: dict[str, Any]
+    output_json: bytes
     trace_hash: str
     trace_salt: bytes | None
+
+    @functools.cached_property
+    def output(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.output_json)
+        return data
+
+
+_OUTPUT_KEY = b',"output":'
+_TRACE_KEY = b',"trace_hash":'
+
+
+def split_decision(body: bytes) -> tuple[dict[str, Any], bytes, str] | None:
+    """A decision record's fields before its output, the output's exact bytes, and the trace hash.
+
+    The output is the last object but one of a record and holds no `"output"` key, so it is
+    found without parsing it; replays compare it byte for byte. None: not a well-formed record.
+    """
+    at = body.rfind(_OUTPUT_KEY)
+    end = body.rfind(_TRACE_KEY)
+    if at < 0 or end < at:
+        return None
+    head = parse_body(body[:at] + b"}")
+    try:
+        digest = json.loads(body[end + len(_TRACE_KEY) : -1])
+    except ValueError:
+        return None
+    if head is None or not isinstance(digest, str):
+        return None
+    return head, body[at + len(_OUTPUT_KEY) : end], digest
 
 
 @dataclass
@@ -90,42 +121,87 @@ class ReplayOutcome:
         }
 
 
-def logged_cases(
-    store: Store, policy_id: str, *, since: str | None, until: str | None, skipped: dict[str, int]
-) -> Iterator[LoggedCase]:
-    """The logged decisions of one policy in the window, with inputs restored and trace salts."""
-    batch: list[dict[str, Any]] = []
+RawChunk = list[tuple[int, bytes, dict[str, Any] | None]]
 
-    def flush() -> Iterator[LoggedCase]:
-        salts = store.personal([r["seq"] for r in batch])
-        for record in batch:
-            salt = salts.get(record["seq"], {}).get(TRACE_SALT_PATH)
-            yield LoggedCase(
-                seq=record["seq"],
-                decision_id=record["decision_id"],
-                version=record["version"],
-                content_hash=record["content_hash"],
-                evaluated_at=date.fromisoformat(record["evaluated_at"]),
-                case=record["input"],
-                output=record["output"],
-                trace_hash=record["trace_hash"],
-                trace_salt=None if salt is None else salt[0],
-            )
-        batch.clear()
 
-    for record in export_records(store, since=since, until=until, kinds=("decision",)):
-        if record.get("pruned"):
+def raw_chunks(
+    store: Store, *, since: str | None, until: str | None, skipped: dict[str, int]
+) -> Iterator[RawChunk]:
+    """Decision records in the window as (position, bytes, personal values or None), in chunks.
+
+    The bytes are parsed by whoever replays them (a worker process), so reading stays cheap;
+    personal values are fetched only for records that hold commitments.
+    """
+    chunk: list[tuple[int, bytes]] = []
+
+    def flush() -> RawChunk:
+        needing = {seq for seq, body in chunk if b'"$commitment"' in body}
+        values = store.personal(sorted(needing)) if needing else {}
+        out: RawChunk = []
+        for seq, body in chunk:
+            if seq not in needing:
+                out.append((seq, body, None))
+                continue
+            held = values.get(seq, {})
+            personal: dict[str, Any] = {p: v for p, (_, v) in held.items() if p != TRACE_SALT_PATH}
+            if TRACE_SALT_PATH in held:
+                personal[TRACE_SALT_PATH] = held[TRACE_SALT_PATH][0]
+            out.append((seq, body, personal))
+        chunk.clear()
+        return out
+
+    for record in store.records():
+        if record.kind != "decision":
+            continue
+        if (since and record.recorded_at < since) or (until and record.recorded_at >= until):
+            continue
+        if record.body is None:
             skipped["pruned"] = skipped.get("pruned", 0) + 1
             continue
-        if record.get("policy") != policy_id:
+        chunk.append((record.seq, record.body))
+        if len(chunk) >= CHUNK:
+            yield flush()
+    if chunk:
+        yield flush()
+
+
+def parse_chunk(
+    chunk: RawChunk, policy_id: str, recorded: str | None, skipped: dict[str, int]
+) -> list[LoggedCase]:
+    """The replayable decisions of one policy in a chunk; erased ones are counted and left out."""
+    cases = []
+    for seq, body, personal in chunk:
+        split = split_decision(body)
+        if split is None:
             continue
-        if record.get("personal_erased"):
-            skipped["personal data erased"] = skipped.get("personal data erased", 0) + 1
+        data, output_json, digest = split
+        if data.get("policy") != policy_id:
             continue
-        batch.append(record)
-        if len(batch) >= CHUNK:
-            yield from flush()
-    yield from flush()
+        if recorded is not None and data.get("version") != recorded:
+            continue
+        case = data["input"]
+        salt = None
+        if personal is not None:
+            values = {k: v for k, v in personal.items() if k != TRACE_SALT_PATH}
+            salt = personal.get(TRACE_SALT_PATH)
+            case = restore_personal(case, values)
+            if b'"$commitment"' in compact(case):
+                skipped["personal data erased"] = skipped.get("personal data erased", 0) + 1
+                continue
+        cases.append(
+            LoggedCase(
+                seq=seq,
+                decision_id=data["decision_id"],
+                version=data["version"],
+                content_hash=data["content_hash"],
+                evaluated_at=date.fromisoformat(data["evaluated_at"]),
+                case=case,
+                output_json=output_json,
+                trace_hash=digest,
+                trace_salt=salt,
+            )
+        )
+    return cases
 
 
 def check_same(policy: api.Policy, cases: Sequence[LoggedCase]) -> SameVersion:
@@ -134,21 +210,24 @@ def check_same(policy: api.Policy, cases: Sequence[LoggedCase]) -> SameVersion:
     for logged in cases:
         result.replayed += 1
         try:
-            decision = policy.evaluate(logged.case, trace=True, at=logged.evaluated_at)
+            evaluation = evaluate_for_log(policy, logged.case, logged.evaluated_at)
         except CaseError as exc:
-            result.mismatches.append(
-                _mismatch(logged, f"the logged input no longer validates: {exc.problems}")
-            )
+            why = f"the logged input no longer validates: {exc.problems}"
+            result.mismatches.append(_mismatch(logged, why))
             continue
-        full = decision.model_dump(mode="json")
-        output = {**full, "trace": None}
-        if output != logged.output:
+        same_bytes = _dumps(evaluation.output) == logged.output_json  # how the log wrote it
+        if not same_bytes and evaluation.output != logged.output:
             result.mismatches.append(_mismatch(logged, "the decision differs from the logged one"))
-        elif trace_hash(compact(full["trace"]), logged.trace_salt) != logged.trace_hash:
+        elif trace_hash(evaluation.raw_trace, logged.trace_salt) != logged.trace_hash:
             result.mismatches.append(_mismatch(logged, "the trace hash differs from the logged one"))
         else:
             result.identical += 1
     return result
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON exactly as a record body writes a nested value (engine.decisionlog.records.RecordBody)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _mismatch(logged: LoggedCase, why: str) -> dict[str, Any]:
@@ -163,20 +242,26 @@ def _init_worker(path: str) -> None:
     _worker_policy = api.load(path)
 
 
-def _work(cases: list[LoggedCase]) -> SameVersion:
-    assert _worker_policy is not None
-    return check_same(_worker_policy, cases)
+@dataclass
+class _ChunkResult:
+    same: SameVersion
+    others: list[LoggedCase]
+    skipped: dict[str, int]
+    dates: list[date]
 
 
-def _chunks(cases: Iterator[LoggedCase], size: int) -> Iterator[list[LoggedCase]]:
-    chunk: list[LoggedCase] = []
-    for case in cases:
-        chunk.append(case)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _process(
+    chunk: RawChunk, policy_id: str, recorded: str | None, policy: api.Policy | None = None
+) -> _ChunkResult:
+    """Parse a chunk and replay what the recorded version decided; the rest goes back for diffing."""
+    policy = policy or _worker_policy
+    assert policy is not None
+    skipped: dict[str, int] = {}
+    cases = parse_chunk(chunk, policy_id, recorded, skipped)
+    same = [c for c in cases if c.content_hash == policy.content_hash]
+    others = [c for c in cases if c.content_hash != policy.content_hash]
+    dates = [min(c.evaluated_at for c in cases), max(c.evaluated_at for c in cases)] if cases else []
+    return _ChunkResult(check_same(policy, same), others, skipped, dates)
 
 
 @dataclass
@@ -200,42 +285,43 @@ def replay(
     since: date | None = None,
     until: date | None = None,
     workers: int = 1,
+    recorded: str | None = None,
 ) -> ReplayOutcome:
-    """Replay every logged decision of `against`'s policy in the window."""
+    """Replay every logged decision of `against`'s policy in the window (made by `recorded`, if given)."""
     skipped: dict[str, int] = {}
     same = SameVersion()
     groups: dict[tuple[str, str], _Group] = {}
     window: list[date] = []
-    cases = logged_cases(
+    chunks = raw_chunks(
         store,
-        against.policy.id,
         since=since.isoformat() if since else None,
         until=until.isoformat() if until else None,
         skipped=skipped,
     )
-    pool = (
-        ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(against.policy.path),))
-        if workers > 1
-        else None
-    )
-    pending = []
-    try:
-        for chunk in _chunks(cases, CHUNK):
-            window += [min(c.evaluated_at for c in chunk), max(c.evaluated_at for c in chunk)]
-            same_chunk = [c for c in chunk if c.content_hash == against.policy.content_hash]
-            if same_chunk:
-                if pool is not None:
-                    pending.append(pool.submit(_work, same_chunk))
-                else:
-                    same.merge(check_same(against.policy, same_chunk))
-            for logged in chunk:
-                if logged.content_hash != against.policy.content_hash:
-                    _replay_other(logged, against, folder, groups)
-        for future in pending:
-            same.merge(future.result())
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    policy_id = against.policy.id
+
+    def merge(result: _ChunkResult) -> None:
+        same.merge(result.same)
+        window.extend(result.dates)
+        for why, n in result.skipped.items():
+            skipped[why] = skipped.get(why, 0) + n
+        for logged in result.others:
+            _replay_other(logged, against, folder, groups)
+
+    if workers <= 1:
+        for chunk in chunks:
+            merge(_process(chunk, policy_id, recorded, against.policy))
+    else:
+        with ProcessPoolExecutor(
+            workers, initializer=_init_worker, initargs=(str(against.policy.path),)
+        ) as pool:
+            pending: list[Any] = []
+            for chunk in chunks:
+                pending.append(pool.submit(_process, chunk, policy_id, recorded))
+                while len(pending) > 2 * workers:  # bounded memory: at most a few chunks in flight
+                    merge(pending.pop(0).result())
+            for future in pending:
+                merge(future.result())
     reports = [_report(group, against, store) for group in groups.values()]
     bounds = (min(window), max(window)) if window else (None, None)
     return ReplayOutcome(against.info(), same, reports, skipped, bounds)

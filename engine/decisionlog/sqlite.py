@@ -8,10 +8,10 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.decisionlog.records import now_text
 from engine.decisionlog.store import (
     Durability,
     LogError,
@@ -79,11 +79,6 @@ _TRIGGERS = "\n".join(
         " BEGIN SELECT RAISE(ABORT, 'decision log retention: record is held or younger than five years'); END;",
     ]
 )
-
-
-def now_text() -> str:
-    """UTC time with microseconds, as records carry it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SqliteStore(Store):
@@ -247,6 +242,14 @@ class SqliteStore(Store):
                 yield StoredRecord(
                     seq, kind, did, at, bytes(leaf), bytes(chain), None if body is None else bytes(body)
                 )
+
+    def hashes(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+        cursor = self.db.execute(
+            "SELECT seq, leaf_hash, chain_hash FROM records WHERE seq >= ? ORDER BY seq", (start,)
+        )
+        while rows := cursor.fetchmany(5000):
+            for seq, leaf, chain in rows:
+                yield seq, bytes(leaf), bytes(chain)
 
     def leaves(self, start: int, stop: int) -> list[bytes]:
         cursor = self.db.execute(

@@ -125,6 +125,10 @@ class Store(abc.ABC):
         """Records by position (a gap means rows were deleted), bodies joined in."""
 
     @abc.abstractmethod
+    def hashes(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(position, leaf hash, chain hash) from `start` on, without the bodies (catching up is cheap)."""
+
+    @abc.abstractmethod
     def leaves(self, start: int, stop: int) -> list[bytes]:
         """Leaf hashes of positions [start, stop), in order."""
 
@@ -180,7 +184,3 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))

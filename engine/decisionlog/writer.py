@@ -167,13 +167,13 @@ class GroupCommitter:
     # -- checkpoints ----------------------------------------------------------
     def _catch_up(self) -> None:
         """Bring the frontier up to the log's size (records other writers appended)."""
-        for record in self.store.records(self._frontier.size):
-            if record.seq != self._frontier.size:
+        for seq, leaf, chain in self.store.hashes(self._frontier.size):
+            if seq != self._frontier.size:
                 raise LogUnavailable(
                     f"the log has a gap at record #{self._frontier.size}: run `policy log verify`"
                 )
-            self._frontier.append(record.leaf)
-            self._head = record.chain
+            self._frontier.append(leaf)
+            self._head = chain
 
     def _checkpoint(self, force: bool = False) -> None:
         if self.checkpoints is None:
@@ -190,7 +190,7 @@ class GroupCommitter:
             if self._frontier.size in (0, self._checkpointed):
                 self._last_checkpoint = time.monotonic()
                 return
-            from engine.decisionlog.sqlite import now_text
+            from engine.decisionlog.records import now_text
 
             checkpoint = self.checkpoints.signer.checkpoint(
                 self.store.log_id, self._frontier.size, self._frontier.root(), self._head, now_text()

@@ -28,8 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.decisionlog.backends import open_store
 from engine.decisionlog.checkpoints import CheckpointWriter
+from engine.decisionlog.evaluation import evaluate_for_log
 from engine.decisionlog.log import decision_record, exported_record, inclusion_proof, latest_checkpoint
-from engine.decisionlog.records import compact
 from engine.decisionlog.store import LogError, LogUnavailable, Pending, Sealed, Store
 from engine.decisionlog.writer import GroupCommitter
 from engine.errors import CaseError, UsageError
@@ -231,13 +231,13 @@ class Service:
 
     # -- deciding ------------------------------------------------------------
     def decide_one(
-        self, loaded: LoadedVersion, case: Any, when: date, token: Token
+        self, loaded: LoadedVersion, case: Any, when: date, token: Token, explain: bool = False
     ) -> tuple[dict[str, Any], Pending]:
         """Evaluate with the trace; the output without it, and the pending log record."""
         if not isinstance(case, dict):
             raise ApiError(422, "invalid-case", "a case is a JSON object of facts")
         try:
-            decision = loaded.policy.evaluate(case, trace=True, at=when)
+            evaluation = evaluate_for_log(loaded.policy, case, when, explain=explain)
         except CaseError as exc:
             raise ApiError(
                 422,
@@ -246,22 +246,20 @@ class Service:
                 f"GET /v1/policies/{loaded.policy.id}/schema gives the expected input",
                 problems=[{"path": p, "reason": r} for p, r in exc.problems],
             ) from None
-        full = decision.model_dump(mode="json")
-        trace = full.get("trace")
-        output = {**full, "trace": None}
+        output = evaluation.output
         pending = decision_record(
-            policy=decision.policy,
-            version=decision.version,
-            content_hash=decision.content_hash,
+            policy=output["policy"],
+            version=output["version"],
+            content_hash=output["content_hash"],
             data_hash=loaded.data_hash,
-            evaluated_at=decision.evaluated_at,
+            evaluated_at=when,
             case=case,
             output=output,
-            trace_json=compact(trace),
+            trace_json=evaluation.raw_trace,
             personal_paths=self.config.personal_fields,
             requested_by=token.name,
         )
-        return {**output, "trace": trace}, pending
+        return {**output, "trace": evaluation.trace}, pending
 
     async def commit(self, pending: list[Pending]) -> list[Sealed | None]:
         """Queue records and wait for their commit; 503 on overload, failure or timeout."""
@@ -442,7 +440,7 @@ def create_app(config: ServiceConfig) -> Any:
         try:
             loaded, when = service.version_for(policy_id, request)
             case = await read_json(request, config.max_body_bytes, config.max_depth)
-            body, pending = service.decide_one(loaded, case, when, token)
+            body, pending = service.decide_one(loaded, case, when, token, _flag(request, "explain"))
             (sealed,) = await service.commit([pending])
             answer = _answer(body, _flag(request, "explain"), pending, sealed, config.store)
             return Response(json.dumps(answer, ensure_ascii=False), 200, media_type=JSON)
@@ -471,7 +469,7 @@ def create_app(config: ServiceConfig) -> Any:
             decided: list[tuple[int, dict[str, Any], Pending]] = []
             for index, case in enumerate(cases):
                 try:
-                    body, pending = service.decide_one(loaded, case, when, token)
+                    body, pending = service.decide_one(loaded, case, when, token, _flag(request, "explain"))
                 except ApiError as exc:
                     error = {"code": exc.code, "message": exc.message, "problems": exc.problems or []}
                     results.append({"index": index, "error": error})

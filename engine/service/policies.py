@@ -115,7 +115,7 @@ def _fingerprint(roots: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
 def load_snapshot(roots: Sequence[Path]) -> Snapshot:
     """Load and check every version under the roots; raise `PolicyError`/`UsageError` on the first failure."""
     from engine.decisionlog.log import reference_data_hash
-    from engine.decisionlog.sqlite import now_text
+    from engine.decisionlog.records import now_text
 
     fingerprint = _fingerprint(roots)
     by_id: dict[str, list[LoadedVersion]] = {}
