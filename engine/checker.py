@@ -487,6 +487,16 @@ class _Checker:
                 )
             except ValueError as exc:
                 bad(where, str(exc))
+                continue
+            last = entries[-1]
+            if last.effective is not None and last.ends is not None and last.ends < last.effective:
+                self._error(
+                    "bad-date-range",
+                    f"in `{table.source}`, {where} (key `{last.key}`) ends {last.ends}, "
+                    f"before it takes effect on {last.effective}: it is never in force",
+                    table.span,
+                    "`ends` is the last day in force (inclusive); swap the dates or fix the typo",
+                )
         self._check_overlaps(entries, bad)
         return entries
 
