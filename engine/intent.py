@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from engine.models import Decision, RuleTrace, to_json_value
 from engine.render import condition_lines, format_value
 
 #: Keys of an `[[expect]]` table that are not decisions.
-RESERVED = ("case", "version", "obligations", "recommendations", "why")
+RESERVED = ("case", "version", "at", "obligations", "recommendations", "why")
 
 Status = Literal["pass", "fail", "error"]
 
@@ -42,11 +43,13 @@ class Expectation:
     why: str
     source: Path
     line: int
+    at: date | None = None  # the evaluation date (`at = 2021-06-01`); else the version's effective date
 
     @property
     def id(self) -> str:
-        """`policy/case@version`: the test id, unique across the intent files."""
-        return f"{self.policy}/{self.case}@{self.version}"
+        """`policy/case@version` (`...@version:DATE` with `at`): the test id, unique across the files."""
+        when = f":{self.at.isoformat()}" if self.at is not None else ""
+        return f"{self.policy}/{self.case}@{self.version}{when}"
 
     @property
     def location(self) -> str:
@@ -146,6 +149,9 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             problems.append(_problem(path, line, f"`{key}` must be a list of names"))
         lists[key] = tuple(value) if isinstance(value, list) else None
+    at = table.get("at")
+    if at is not None and (not isinstance(at, date) or isinstance(at, datetime)):
+        problems.append(_problem(path, line, "`at` must be a date", "write a TOML date: `at = 2021-06-01`"))
     decisions = {k: v for k, v in table.items() if k not in RESERVED}
     for key, value in decisions.items():
         if not isinstance(value, str | bool):
@@ -169,6 +175,7 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
         why=str(table.get("why", "")),
         source=path,
         line=line,
+        at=at,
     )
 
 
@@ -198,7 +205,7 @@ class Runner:
         if isinstance(case, str):
             return Result(expectation, "error", error=case)
         try:
-            decision = policy.evaluate(case, trace=True)
+            decision = policy.evaluate(case, trace=True, at=expectation.at)
         except CaseError as exc:
             problems = "; ".join(describe(d) for d in exc.case_diagnostics)
             return Result(expectation, "error", error=f"the case does not fit the policy's facts: {problems}")

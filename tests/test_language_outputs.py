@@ -169,3 +169,24 @@ def test_the_formatter_keeps_typed_declarations_and_expressions() -> None:
     formatted = format_text(text)
     assert 'decision d: number scale 2 rounding half_up default 0 "d"' in formatted
     assert "  then decide d = (n + 1) * 2\n" in formatted
+
+
+def test_an_intent_expectation_can_carry_an_evaluation_date(tmp_path: Any) -> None:
+    """Issue 12, part 9: `at = DATE` in `policy test` expectations picks the evaluation date."""
+    from engine.intent import Runner, load_expectations
+    from tests.conftest import ROOT
+
+    intent = tmp_path / "ear-734.4.toml"
+    intent.write_text(
+        '[[expect]]\ncase = "ear-734.4/standard-iran-exactly-10"\nversion = "2016-03-11"\nat = 2021-06-01\n'
+        'subject_to_ear = false\nus_content_percent = "10.00"\nwhy = "dated"\n'
+        '[[expect]]\ncase = "ear-734.4/standard-iran-exactly-10"\nversion = "2016-03-11"\nat = "soon"\n',
+        encoding="utf-8",
+    )
+    expectations, problems = load_expectations([intent])
+    assert [p.message for p in problems] == ["`at` must be a date"]
+    (item,) = expectations
+    assert item.at == date(2021, 6, 1) and item.id.endswith("@2016-03-11:2021-06-01")
+    result = Runner(ROOT / "policies", ROOT / "fixtures" / "cases").run(item)
+    assert result.status == "pass", result.mismatches
+    assert result.decision is not None and result.decision.evaluated_at == date(2021, 6, 1)
