@@ -37,6 +37,11 @@ ROOT = harness.ROOT
 
 @contextlib.contextmanager
 def workdir(args: argparse.Namespace) -> Iterator[Path]:
+    if args.log:  # a kept log: its key and checkpoints live beside it, and stay
+        folder = Path(args.log).resolve().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
     folder = Path(tempfile.mkdtemp(prefix="service-bench-", dir=args.dir))
     try:
         yield folder
@@ -48,6 +53,9 @@ def workdir(args: argparse.Namespace) -> Iterator[Path]:
 @contextlib.contextmanager
 def log_url(args: argparse.Namespace, folder: Path) -> Iterator[tuple[str, list[str]]]:
     """A SQLite path, or (--postgres) a database on a throwaway local server, with the serve options it needs."""
+    if args.log:
+        yield args.log, []
+        return
     if not args.postgres:
         yield str(folder / "log.db"), []
         return
@@ -137,6 +145,8 @@ def build_log(url: str, folder: Path, records: int) -> tuple[Any, list[dict[str,
 
     policy = engine.load(POLICY_PATH)
     cases = _bench_cases(min(records, 100_000))
+    if not url.startswith("postgresql") and Path(url).exists() and (folder / "checkpoints").exists():
+        return policy, cases  # --log: an existing log built by an earlier run
     signer = Signer(folder / "key.pem")
     writer = CheckpointWriter(folder / "checkpoints", signer)
     frontier = Frontier()
@@ -302,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--postgres", action="store_true", help="log to a throwaway local PostgreSQL server")
     parser.add_argument("--dir", default=None, help="where temporary logs go")
+    parser.add_argument(
+        "--log",
+        default=None,
+        help="verify/replay: keep the log at this SQLite path (built if missing; its checkpoints beside it in --dir)",
+    )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
     if args.mode in ("load", "saturation", "overload"):

@@ -88,10 +88,28 @@ class Policy:
         """Validate a case without deciding it; returns the normalised facts."""
         return self.compiled.validate(case)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the source texts and their content hash; unpickling recompiles (process pools,
+        Dask, Spark). The compiled evaluator holds generated code, which cannot be pickled, and
+        sending the sources means a worker needs no access to the policy files."""
+        sources = {str(Path(name).resolve()): text for name, text in self.compiled.program.sources.items()}
+        return (_unpickle, (str(self.path.resolve()), sources, self.content_hash, self.at))
+
     def schema(self) -> dict[str, Any]:
-        """JSON Schema of the case input, for integrators."""
-        schema = self.compiled.case_model.model_json_schema()
+        """JSON Schema (2020-12) of the case input: it accepts exactly the cases `evaluate` accepts.
+
+        Top-level keys starting with `$` are notes the engine ignores, so the schema allows
+        them; dates must also pass the `date` format, so validate with format checking on
+        (tests/test_schema.py holds the schema and the engine to the same verdict).
+        """
+        body = self.compiled.case_model.model_json_schema()
+        schema: dict[str, Any] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$comment": "Validate with format checking on (dates: format date). Keys starting with $ are notes.",
+            **body,
+        }
         schema["title"] = f"Case for {self.id} {self.version}"
+        schema["patternProperties"] = {"^[$]": {}}
         return schema
 
 
@@ -209,6 +227,52 @@ def load(path: str | Path, *, version: str | None = None, at: DateLike | None = 
 def check(paths: Iterable[str | Path]) -> list[CheckResult]:
     """Check files and folders with the default environment (see `Environment.check`)."""
     return default_environment.check(paths)
+
+
+_unpickled: dict[str, Policy] = {}
+_unpickle_lock = threading.Lock()
+
+
+def _unpickle(path: str, sources: dict[str, str], expected_hash: str, at: date | None) -> Policy:
+    """Rebuild a pickled policy: from its own files when they are unchanged, else from the texts it carried.
+
+    The texts are written into a temporary folder with their relative layout (so `use` and
+    table paths resolve as they did), compiled, and the content hash checked: the result is
+    the very version that was pickled, or an error. Each version is rebuilt once per process.
+    """
+    cached = _unpickled.get(expected_hash)
+    if cached is None:
+        cached = _from_own_files(Path(path), expected_hash) or _from_texts(Path(path), sources, expected_hash)
+        with _unpickle_lock:
+            cached = _unpickled.setdefault(expected_hash, cached)
+    return cached if at is None else replace(cached, at=at)
+
+
+def _from_own_files(path: Path, expected_hash: str) -> Policy | None:
+    try:
+        policy = load(path)
+    except (OSError, PolicyError, UsageError):
+        return None
+    return policy if policy.content_hash == expected_hash else None
+
+
+def _from_texts(path: Path, sources: dict[str, str], expected_hash: str) -> Policy:
+    import os
+    import tempfile
+
+    root = Path(os.path.commonpath([str(Path(name).parent) for name in sources] + [str(path.parent)]))
+    with tempfile.TemporaryDirectory(prefix="policy-unpickle-") as scratch:
+        for name, text in sources.items():
+            target = Path(scratch) / Path(name).relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        policy = load(Path(scratch) / path.relative_to(root))
+    if policy.content_hash != expected_hash:
+        raise UsageError(
+            f"the pickled policy `{path}` does not rebuild to its content hash {expected_hash[:12]}",
+            "pickle it again with this version of the engine",
+        )
+    return replace(policy, path=path)
 
 
 def policy_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -125,18 +125,20 @@ def field_path(location: tuple[int | str, ...] | list[int | str]) -> str:
     return path or "(case)"
 
 
-def pydantic_problem(error: Mapping[str, Any]) -> CaseDiagnostic:
-    """One pydantic validation error as a coded case diagnostic, the reason in plain words."""
-    path = field_path(tuple(error.get("loc", ())))
+def pydantic_problem(error: Mapping[str, Any], program: p.Program) -> CaseDiagnostic:
+    """One pydantic validation error as a coded case diagnostic, the reason in the engine's words
+    (`engine.reasons`: worded from the fact's declared type, never pydantic's message)."""
+    from engine.reasons import reason
+
+    location = tuple(error.get("loc", ()))
+    path = field_path(location)
     kind = error.get("type", "")
     if kind == "missing":
         return case_problem(path, "is required but missing", "missing-fact")
     if kind == "extra_forbidden":
         return case_problem(path, "is not a fact of this policy", "unknown-fact")
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return case_problem(path, f"{error.get('input')!r} is not one of the allowed values ({expected})")
-    return case_problem(path, str(error.get("msg", "is invalid")))
+    fact_path = ".".join(str(part) for part in location if not isinstance(part, int))
+    return case_problem(path, reason(dict(error), program.facts.get(fact_path), program.enums))
 
 
 # ---------------------------------------------------------------------------

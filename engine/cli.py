@@ -26,10 +26,11 @@ from engine.commands.options import (
     report_policy_error,
     version_options,
 )
-from engine.errors import CaseError, Diagnostic, render_all
+from engine.errors import CaseError, Diagnostic, UsageError, render_all
 from engine.parser import parse
 from engine.render import FORMATS, render_decision
 from engine.syntax import to_data
+from engine.terminal import use_color
 
 # The helpers live in engine.commands.options so that no tool imports this module; they stay
 # importable from here for code written against earlier releases.
@@ -46,7 +47,29 @@ __all__ = [
 ]
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`policy --version`: the installed distribution's version (read only when asked, it costs a lookup)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("policy-engine")
+    except PackageNotFoundError:
+        number = "unknown (not installed: running from a source checkout)"
+    click.echo(f"policy {number} (Python {sys.version.split()[0]})")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the engine's version and exit.",
+)
 def main() -> None:
     """Check, evaluate, explain and compare versioned licensing policies."""
 
@@ -59,7 +82,7 @@ def parse_command(file: str, fmt: str) -> None:
     text = Path(file).read_text(encoding="utf-8")
     result = parse(text, file)
     if result.diagnostics:
-        click.echo(render_all(result.diagnostics, {file: text}, color=sys.stderr.isatty()), err=True)
+        click.echo(render_all(result.diagnostics, {file: text}, color=use_color(sys.stderr)), err=True)
         sys.exit(1)
     click.echo(json.dumps(to_data(result.tree), indent=2, ensure_ascii=False))
 
@@ -72,8 +95,22 @@ def parse_command(file: str, fmt: str) -> None:
     is_flag=True,
     help="Prove with z3: never-firing and shadowed rules, every conflict, default regions.",
 )
-def check_command(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
+@click.option("--watch", is_flag=True, help="Check again whenever one of the files changes (Ctrl-C stops).")
+def check_command(paths: tuple[str, ...], fmt: str, deep: bool, watch: bool) -> None:
     """Parse and check policy files and folders; report every problem (exit 1 if any error, 3 if --deep is incomplete)."""
+    if not watch:
+        _check_once(paths, fmt, deep)
+        return
+    from engine.watch import watch_loop
+
+    try:
+        watch_loop(paths, lambda: _check_once(paths, fmt, deep))
+    except UsageError as exc:
+        fail_usage(exc)
+
+
+def _check_once(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
+    """One `policy check` run, ending in `sys.exit` with its status (the watch loop catches it)."""
     if deep:  # the solver-backed checks replace the sampled conflict search (z3 is imported only then)
         from engine.deepcheck import check_deep
 
@@ -89,7 +126,7 @@ def check_command(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
         click.echo(json.dumps([d.model_dump(mode="json") for d in diagnostics], indent=2))
     else:
         if diagnostics:
-            click.echo(render_all(diagnostics, sources, color=sys.stdout.isatty()) + "\n")
+            click.echo(render_all(diagnostics, sources, color=use_color(sys.stdout)) + "\n")
         warnings = sum(d.severity.value == "warning" for d in diagnostics)
         notes = len(diagnostics) - errors - warnings
         click.echo(

@@ -61,6 +61,10 @@ CODES: dict[str, Code] = {
         Code("unknown-decision", _E, "`decide` names a decision nobody declared", "check"),
         Code("unknown-obligation", _E, "`require` names an obligation nobody declared", "check"),
         Code("unknown-recommendation", _E, "`recommend` names a recommendation nobody declared", "check"),
+        Code(
+            "unrounded-division", _E, "a stored number divides without a declared scale and rounding", "check"
+        ),
+        Code("unknown-function", _E, "a call of a function the language does not have", "check"),
         Code("type-mismatch", _E, "an expression of the wrong type", "check"),
         Code(
             "unrounded-division", _E, "a stored number divides without a declared scale and rounding", "check"

@@ -732,8 +732,9 @@ class Reader:
         """One dictionary key per distinct list (its length and its values joined), encoded once each."""
         pa, pc = _pa(), _pc()
         element = fact.type.element
-        if pa.types.is_dictionary(array.type.value_type):
-            array = pa.ListArray.from_arrays(array.offsets, array.values.cast(array.values.type.value_type))
+        if pa.types.is_dictionary(array.type.value_type):  # list<dictionary<string>>: decode the values
+            kind = pa.large_list if pa.types.is_large_list(array.type) else pa.list_
+            array = array.cast(kind(array.type.value_type.value_type))
         inner = array.type.value_type
         stringy = pa.types.is_string(inner) or pa.types.is_large_string(inner)
         if not stringy:  # sets of numbers or dates: rare, read row by row (still exact)
@@ -823,12 +824,18 @@ class Columnar:
     ):
         self.compiled = compiled
         self.layout = plan_layout(compiled.program, schema, id_column, also)
-        self.rules = compile_encoded(compiled.program, self.layout.scale)
-        self.reader = Reader(compiled.program, self.layout, self.rules.facts)
+        self.reader: Reader | RowReader
+        if computes(compiled.program):  # arithmetic: no encoded form yet, decide row by row (same rules)
+            self.rules = None
+            self.reader = RowReader(compiled)
+        else:
+            self.rules = compile_encoded(compiled.program, self.layout.scale)
+            self.reader = Reader(compiled.program, self.layout, self.rules.facts)
         self._tables: dict[datetime.date, tuple[Any, ...]] = {}
         self._keys: dict[int, tuple[int, ...]] = {}
 
     def tables(self, when: datetime.date) -> tuple[Any, ...]:
+        assert self.rules is not None
         cached = self._tables.get(when)
         if cached is None:
             cached = self._tables[when] = encode_tables(self.rules.codec, self.compiled, when)
@@ -846,15 +853,68 @@ class Columnar:
         self, encoded: Encoded, when: datetime.date, rows: int
     ) -> tuple[list[int], list[tuple[int, ...]]]:
         """The generated loop over already encoded columns (an impact run encodes once for both versions)."""
+        if self.rules is None:
+            return self._run_rows(encoded, when)
         columns = [encoded.values[path] for path in self.rules.facts] or [[None] * rows]
         ids, masks = self.rules.run(columns, self.tables(when), rows)
         return ids, [self.key(m) for m in masks]
 
+    def _run_rows(self, encoded: Encoded, when: datetime.date) -> tuple[list[int], list[tuple[int, ...]]]:
+        """The compiled rules on each row's validated facts (policies with arithmetic)."""
+        index: dict[tuple[int, ...], int] = {}
+        ids: list[int] = []
+        for facts in encoded.values[ROWS]:
+            key: tuple[int, ...] = ()
+            if facts is not None:
+                fired = self.compiled.fired(facts, when)
+                key = tuple(sorted(fired, key=lambda i: i if i >= 0 else ~i))
+            ids.append(index.setdefault(key, len(index)))
+        return ids, list(index)
+
     def key(self, mask: int) -> tuple[int, ...]:
+        assert self.rules is not None
         cached = self._keys.get(mask)
         if cached is None:
             cached = self._keys[mask] = self.rules.key(mask)
         return cached
+
+
+ROWS = "(rows)"
+
+
+def computes(program: p.Program) -> bool:
+    """Whether any rule or derived fact computes a number (arithmetic, functions, rounding)."""
+    computed = getattr(p, "COMPUTED_NODES", ())
+
+    def visit(node: p.Node) -> bool:
+        return isinstance(node, computed) or any(visit(c) for c in p.sub_nodes(node))
+
+    nodes = [n for r in program.rules for n in (r.condition, *r.unless)] + [
+        d.node for d in program.derived.values()
+    ]
+    return any(visit(n) for n in nodes)
+
+
+class RowReader:
+    """The slow, exact path: each row decoded to a case and validated as `evaluate` validates it."""
+
+    def __init__(self, compiled: CompiledPolicy):
+        self.compiled = compiled
+        program = compiled.program
+        self.signature = ("rows", tuple((f.path, str(f.type), f.optional) for f in program.facts.values()))
+
+    def encode(self, batch: pa.RecordBatch) -> Encoded:
+        from engine.errors import CaseError
+
+        out = Encoded({ROWS: []})
+        for row, case in enumerate(cases_of_rows(batch, list(range(batch.num_rows)), self.compiled.program)):
+            try:
+                out.values[ROWS].append(self.compiled.validate(case))
+            except CaseError as exc:
+                out.values[ROWS].append(None)
+                for path, reason in exc.problems:
+                    out.reject(row, path, reason)
+        return out
 
 
 def case_of_row(batch: pa.RecordBatch, row: int, program: p.Program) -> dict[str, Any]:

@@ -38,10 +38,7 @@ def main() -> int:
             print("-" * 100)
             print(engine.render_decision(decision, "text", explain=True), end="")
     print("=" * 100)
-    print(
-        "Compare all cases between the versions: policy diff policies/ear-742.7@2020-03-09 "
-        "policies/ear-742.7@2020-10-06 --cases fixtures/cases"
-    )
+    print(next_step())
     return _service_demo()
 
 
@@ -54,6 +51,34 @@ def _service_demo() -> int:
         print(f"service demo skipped: {exc.name} is not installed (pip install '.[service]')")
         return 0
     return show()
+
+
+def policy_command() -> str:
+    """How to run `policy` from here: by its path in the demo's venv, since `make demo` activates nothing.
+
+    `make demo` installs into `.venv/` and runs this module with `.venv/bin/python`; the
+    `policy` script sits beside that interpreter, not on the reader's PATH.
+    """
+    script = Path(sys.executable).parent / "policy"
+    if not script.exists():
+        return "policy"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def next_step() -> str:
+    """The demo's last lines: the command to compare every case, exactly as it can be typed here."""
+    command = policy_command()
+    lines = [
+        "Compare all cases between the versions:",
+        f"  {command} diff policies/ear-742.7@2020-03-09 @2020-10-06 --cases fixtures/cases",
+    ]
+    if command != "policy":
+        folder = Path(command).parent
+        lines.append(f"(or `source {folder}/activate` once, to type `policy ...` in this shell)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

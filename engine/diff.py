@@ -11,9 +11,11 @@ and the text, Markdown and HTML reports are jinja2 templates over the same model
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import re
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -206,9 +208,12 @@ class CaseProblem(_Model):
 
 
 class CaseDiff(_Model):
+    """One case compared; `facts` is its input as given (notes, the `$` keys, left out)."""
+
     case: str
     path: str
     comment: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
     status: CaseStatus
     before: OutcomeSummary | None = None
     after: OutcomeSummary | None = None
@@ -255,6 +260,27 @@ class DefinitionChange(_Model):
     after: str | None
 
 
+class HeaderChange(_Model):
+    """A header field (`title`, `source`, `description`, `effective`, `ends`, `status`...) that differs."""
+
+    field: str
+    before: str | None
+    after: str | None
+
+
+class CommentChange(_Model):
+    """A comment block whose words differ, placed by the declaration it precedes or sits in.
+
+    `anchor` is `rule X`, `fact X`, ... , `(header)` or `(end of file)`; the text is the
+    comment block with `#` and line breaks removed, so re-wrapping or re-indenting a comment
+    (layout) is no change, while any change of words is.
+    """
+
+    anchor: str
+    before: str | None
+    after: str | None
+
+
 class DiffReport(_Model):
     """Everything `policy diff` found; the JSON report is this model's dump."""
 
@@ -267,6 +293,8 @@ class DiffReport(_Model):
     cases: list[CaseDiff]
     rule_changes: list[RuleChange]
     definition_changes: list[DefinitionChange] = Field(default_factory=list)
+    header_changes: list[HeaderChange] = Field(default_factory=list)
+    comment_changes: list[CommentChange] = Field(default_factory=list)
 
     @property
     def decisions_changed(self) -> bool:
@@ -360,7 +388,11 @@ def resolve_spec(spec: Spec, at: date | None) -> Side:
 
 
 def _side_in_folder(folder: Path, selector: str, at: date | None) -> Side:
-    """A version name wins; otherwise a date picks the version in force and is the evaluation date."""
+    """A version name wins; otherwise a date picks the version in force and is the evaluation date.
+
+    The side is labelled with the version the date picked (the date shows as `evaluated_at`):
+    a report saying "not in 2099-01-01" would name no version at all.
+    """
     entries = read_versions(folder)
     if any(selector in (e.version, e.path.stem) for e in entries):
         return side_from_entry(select_version(folder, version=selector), selector, at)
@@ -371,7 +403,8 @@ def _side_in_folder(folder: Path, selector: str, at: date | None) -> Side:
         hint = difflib.get_close_matches(selector, names, n=1)
         help_line = f"its versions are {', '.join(names)}" + (f"; did you mean `{hint[0]}`?" if hint else "")
         raise VersionError(f"`{folder.name}` has no version `{selector}`", help_line) from None
-    return side_from_entry(select_version(folder, at=when), selector, at or when)
+    entry = select_version(folder, at=when)
+    return side_from_entry(entry, entry.version, at or when)  # label the version, not the date
 
 
 def latest_two(folder: Path, at: date | None) -> tuple[Side, Side]:
@@ -386,32 +419,73 @@ def latest_two(folder: Path, at: date | None) -> tuple[Side, Side]:
     return side_from_entry(older, older.version, at), side_from_entry(newer, newer.version, at)
 
 
-@contextmanager
-def git_copy(path: Path, revision: str) -> Iterator[Path]:
-    """The file as committed at `revision`, written beside the original so relative `use` paths resolve.
-
-    The copy is hidden and does not end in `.policy`, so folder scans by other tools never
-    pick it up; it is removed on exit whatever happens.
-    """
-    command = ["git", "-C", str(path.parent), "show", f"{revision}:./{path.name}"]
+def _git(cwd: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess[Any]:
+    """Run git in `cwd`; a missing git is a usage error, not a traceback."""
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=False)
+        return subprocess.run(
+            ["git", "-C", str(cwd), *args], capture_output=True, check=False, text=not binary
+        )
     except OSError as exc:
         raise UsageError(f"cannot run git: {exc.strerror}", "install git, or compare two files") from None
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["git show failed"])[-1]
+
+
+def verify_revision(cwd: Path, revision: str) -> str:
+    """The commit `revision` names, checked before git sees it anywhere else.
+
+    A revision is user input that reaches git's command line: one starting with `-` would be
+    read as an option (`git:--output=PATH` makes git write a file), so it is refused outright,
+    and the rest is resolved with `rev-parse --verify --end-of-options REV^{commit}` so only a
+    commit id ever reaches `git archive`.
+    """
+    if not revision or revision.startswith("-") or any(c in revision for c in "\0\n\r"):
+        raise UsageError(
+            f"`git:{revision}` is not a git revision", "write --against git:HEAD (or a branch, tag or commit)"
+        )
+    proc = _git(cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
+    commit = proc.stdout.strip() if proc.returncode == 0 else ""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise UsageError(
+            f"`{revision}` is not a commit of the repository holding `{cwd}`",
+            "`git log --oneline` lists commits; a branch, tag, HEAD~N or commit id all work",
+        )
+    return commit
+
+
+@contextmanager
+def git_tree(path: Path, revision: str) -> Iterator[Path]:
+    """`path` as it is in the policy tree committed at `revision`: the file inside a temporary copy.
+
+    The whole top-level folder holding the file (e.g. `policies/`, with the shared
+    vocabularies and tables) is exported with `git archive`, so the `use` and table paths of
+    the committed version resolve to their committed files too. The copy is removed on exit.
+    """
+    cwd = path.resolve().parent
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise UsageError(f"`{path}` is not in a git repository", "--against git:REV needs a git checkout")
+    root = Path(top.stdout.strip()).resolve()
+    commit = verify_revision(cwd, revision)
+    relative = path.resolve().relative_to(root)
+    tree = relative.parts[0] if len(relative.parts) > 1 else "."
+    archive = _git(root, "archive", "--format=tar", commit, "--", tree, binary=True)
+    if archive.returncode != 0:
+        reason = (archive.stderr.decode("utf-8", "replace").strip().splitlines() or ["git archive failed"])[
+            -1
+        ]
         raise UsageError(
             f"cannot read `{path}` at `{revision}`: {reason}",
             "is the file committed at that revision? `git log -- FILE` lists its commits",
         )
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.git-", suffix=".tmp")
-    copy = Path(name)
-    try:
-        with open(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(proc.stdout)
+    with tempfile.TemporaryDirectory(prefix="policy-diff-git-") as scratch:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(scratch, filter="data")
+        copy = Path(scratch) / relative
+        if not copy.is_file():
+            raise UsageError(
+                f"cannot read `{path}` at `{revision}`: the file is not in that commit",
+                "is the file committed at that revision? `git log -- FILE` lists its commits",
+            )
         yield copy
-    finally:
-        copy.unlink(missing_ok=True)
 
 
 def policy_file(spec: Spec) -> Path:
@@ -462,8 +536,31 @@ def compare_case(case: CaseFile, before: Side, after: Side) -> CaseDiff:
             reasons = [describe(d) for d in exc.case_diagnostics]
             errors.append(CaseProblem(side=role, version=side.label, problems=reasons))
     if errors:
-        return CaseDiff(case=case.name, path=case.path, comment=case.comment, status="failed", errors=errors)
+        return CaseDiff(
+            case=case.name,
+            path=case.path,
+            comment=case.comment,
+            facts=input_facts(case),
+            status="failed",
+            errors=errors,
+        )
     return diff_decisions(case, decisions[0], decisions[1])
+
+
+def input_facts(case: CaseFile) -> dict[str, Any]:
+    """The facts a case file gives, without its `$` notes: what a reviewer reads the outcome against."""
+    return {k: v for k, v in (case.facts or {}).items() if not str(k).startswith("$")}
+
+
+def fact_lines(facts: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """`(dotted name, value as an author writes it)` for every fact, records flattened."""
+    lines: list[tuple[str, str]] = []
+    for key, value in facts.items():
+        if isinstance(value, dict):
+            lines += fact_lines(value, f"{prefix}{key}.")
+        else:
+            lines.append((f"{prefix}{key}", format_value(value)))
+    return lines
 
 
 def diff_decisions(case: CaseFile, before: Decision, after: Decision) -> CaseDiff:
@@ -480,6 +577,7 @@ def diff_decisions(case: CaseFile, before: Decision, after: Decision) -> CaseDif
         case=case.name,
         path=case.path,
         comment=case.comment,
+        facts=input_facts(case),
         status=status,
         before=outcome_summary(before),
         after=outcome_summary(after),
@@ -797,6 +895,61 @@ def definition_changes(before: p.Program, after: p.Program) -> list[DefinitionCh
     return changes
 
 
+def header_changes(before: p.Program, after: p.Program) -> list[HeaderChange]:
+    """Header fields whose value differs (the version's own name and dates included)."""
+    if before.syntax is None or after.syntax is None:
+        return []
+    old = {f.name: str(f.value) for f in before.syntax.header.fields}
+    new = {f.name: str(f.value) for f in after.syntax.header.fields}
+    return [
+        HeaderChange(field=name, before=old.get(name), after=new.get(name))
+        for name in aligned(list(old), list(new))
+        if old.get(name) != new.get(name)
+    ]
+
+
+def _item_anchor(item: Any) -> str:
+    """How a reviewer names a declaration: `rule cc-favorable`, `fact end_user.type`, `use "../x.vocab"`."""
+    kind = type(item).__name__.removesuffix("Decl").lower()
+    if isinstance(item, s.RuleDecl):
+        return f"rule {item.id.name}"
+    if isinstance(item, s.FactDecl):
+        return f"fact {'.'.join(item.path)}"
+    if isinstance(item, s.Use):
+        return f'use "{item.path}"'
+    name = getattr(item, "name", None)
+    return f"{kind} {getattr(name, 'name', name)}"
+
+
+def comment_blocks(tree: s.SourceFile) -> dict[str, str]:
+    """Each declaration's comments (those above it and inside it), words only, by anchor."""
+    items = sorted(tree.items, key=lambda i: i.span.line)
+    blocks: dict[str, list[str]] = {}
+    for comment in tree.comments:
+        line = comment.span.line
+        owner = next((i for i in items if i.span.end_line >= line), None)
+        if owner is None:
+            anchor = "(end of file)"
+        elif owner is items[0] and line < owner.span.line and line <= tree.header.span.end_line + 1:
+            anchor = "(header)"
+        else:
+            anchor = _item_anchor(owner)
+        blocks.setdefault(anchor, []).append(comment.text.lstrip("#").strip())
+    return {anchor: " ".join(" ".join(parts).split()) for anchor, parts in blocks.items()}
+
+
+def comment_changes(before: p.Program, after: p.Program) -> list[CommentChange]:
+    """Comment blocks whose words differ; layout (wrapping, indentation, blank lines) is not a change."""
+    if before.syntax is None or after.syntax is None:
+        return []
+    old, new = comment_blocks(before.syntax), comment_blocks(after.syntax)
+    return [
+        CommentChange(anchor=anchor, before=old.get(anchor), after=new.get(anchor))
+        for anchor in aligned(list(old), list(new))
+        if old.get(anchor) != new.get(anchor)
+    ]
+
+
 # ---------------------------------------------------------------------------
 # The whole report
 
@@ -808,9 +961,17 @@ def compare(
     *,
     cases_from: str,
     single: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> DiffReport:
-    """Diff every case; unchanged cases are counted but only kept when one case was asked for."""
-    diffs = [compare_case(c, before, after) for c in cases]
+    """Diff every case; unchanged cases are counted but only kept when one case was asked for.
+
+    `progress` is called with each case's name once it is compared (the CLI's counter line).
+    """
+    diffs = []
+    for case in cases:
+        diffs.append(compare_case(case, before, after))
+        if progress is not None:
+            progress(case.name)
     kept = diffs if single else [d for d in diffs if d.status != "unchanged"]
     return DiffReport(
         mode="case" if single else "cases",
@@ -821,6 +982,8 @@ def compare(
         cases=kept,
         rule_changes=rule_changes(before.policy.compiled.program, after.policy.compiled.program),
         definition_changes=definition_changes(before.policy.compiled.program, after.policy.compiled.program),
+        header_changes=header_changes(before.policy.compiled.program, after.policy.compiled.program),
+        comment_changes=comment_changes(before.policy.compiled.program, after.policy.compiled.program),
     )
 
 
@@ -900,6 +1063,21 @@ def markdown_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def markdown_code(text: Any) -> str:
+    """Inline code that holds any text: a fence longer than any run of backticks inside, one line."""
+    body = markdown_cell(str(text))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def rule_ids(refs: Sequence[RuleRef]) -> str:
+    """`rule`, `rule`: the rules behind an outcome, by id only (their citations are listed once, per rule)."""
+    if not refs:
+        return "no rule (default)"
+    return ", ".join(markdown_code(r.rule) for r in refs)
+
+
 def rule_refs(refs: Sequence[RuleRef]) -> str:
     """`rule [cite; cite], rule [...]`, or the default when no rule decided."""
     if not refs:
@@ -969,6 +1147,13 @@ def side_by_side(diff: CaseDiff) -> list[Row]:
     return rows
 
 
+def listed_rules(diff: CaseDiff) -> list[RuleRow]:
+    """The rules a case's Markdown lists: those that changed, and those an outcome change names
+    (in trace order), each once with its description and citations."""
+    named = {ref.rule for change in diff.changes for ref in (*change.rules_before, *change.rules_after)}
+    return [rule for rule in diff.rules if rule.changed or rule.rule in named]
+
+
 def _defined(value: Any, defined: bool) -> str:
     return format_value(value) if defined else "(not defined)"
 
@@ -985,6 +1170,9 @@ def environment(html: bool = False) -> Environment:
     env.filters["verdict"] = lambda v: VERDICT[v]
     env.filters["short"] = lambda h: h[:12]
     env.filters["cell"] = markdown_cell
+    env.filters["code"] = markdown_code
+    env.filters["ids"] = rule_ids
+    env.filters["facts"] = fact_lines
     return env
 
 
@@ -1001,6 +1189,7 @@ def _context(report: DiffReport, color: bool = False) -> dict[str, Any]:
         "paint": _painter(color),
         "sections": sections,
         "side_by_side": side_by_side,
+        "listed_rules": listed_rules,
     }
 
 

@@ -42,7 +42,7 @@ NO_SPAN = Span("<unknown>", 0, 0, 0, 0)
 class Diagnostic(BaseModel):
     """One problem found in a policy, a vocabulary, a table file or a case."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     code: str
     severity: Severity = Severity.ERROR

@@ -939,12 +939,19 @@ class AtomicFile:
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
+        os.chmod(self.temp, 0o666 & ~_umask())  # as `open` would have made it (mkstemp makes 0600)
         os.replace(self.temp, self.target)
 
     def discard(self) -> None:
         if not self.handle.closed:
             self.handle.close()
         self.temp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @dataclass

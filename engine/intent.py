@@ -10,11 +10,11 @@ decision, so the same files work for any policy's decisions.
 
 from __future__ import annotations
 
+import datetime
 import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,9 +25,13 @@ from engine.models import Decision, RuleTrace, to_json_value
 from engine.render import condition_lines, format_value
 
 #: Keys of an `[[expect]]` table that are not decisions.
-RESERVED = ("case", "version", "at", "obligations", "recommendations", "why")
+RESERVED = ("case", "version", "at", "obligations", "recommendations", "why", "input")
 
 Status = Literal["pass", "fail", "error"]
+
+#: The header line of an expectation table, however TOML allows it to be written
+#: (`[[expect]]`, `[[ expect ]]`, `[["expect"]]`, with a trailing comment).
+_EXPECT_HEADER = re.compile(r"""^\s*\[\[\s*(?:expect|"expect"|'expect')\s*\]\]\s*(?:#.*)?$""")
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,10 @@ class Expectation:
     why: str
     source: Path
     line: int
-    at: date | None = None  # the evaluation date (`at = 2021-06-01`); else the version's effective date
+    at: datetime.date | None = (
+        None  # the evaluation date (`at = 2021-06-01`); else the version's effective date
+    )
+    facts: dict[str, Any] | None = None  # the case written inline (`[expect.input]`), else read from its file
 
     @property
     def id(self) -> str:
@@ -124,7 +131,7 @@ def _read_file(path: Path) -> tuple[list[Expectation], list[Diagnostic]]:
         line = int(m.group(1)) if (m := re.search(r"line (\d+)", str(exc))) else 0
         return [], [_problem(path, line, f"not valid TOML: {exc}")]
     tables = data.get("expect", [])
-    lines = [n for n, row in enumerate(text.splitlines(), 1) if row.strip() == "[[expect]]"]
+    lines = [n for n, row in enumerate(text.splitlines(), 1) if _EXPECT_HEADER.match(row)]
     found: list[Expectation] = []
     problems: list[Diagnostic] = []
     for index, table in enumerate(tables if isinstance(tables, list) else []):
@@ -150,8 +157,15 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
             problems.append(_problem(path, line, f"`{key}` must be a list of names"))
         lists[key] = tuple(value) if isinstance(value, list) else None
     at = table.get("at")
-    if at is not None and (not isinstance(at, date) or isinstance(at, datetime)):
+    if at is not None and (not isinstance(at, datetime.date) or isinstance(at, datetime.datetime)):
         problems.append(_problem(path, line, "`at` must be a date", "write a TOML date: `at = 2021-06-01`"))
+    facts = table.get("input")
+    if facts is not None and not isinstance(facts, dict):
+        problems.append(
+            _problem(
+                path, line, "`input` must be a table of facts", "write it as `[expect.input]` under the table"
+            )
+        )
     decisions = {k: v for k, v in table.items() if k not in RESERVED}
     for key, value in decisions.items():
         if not isinstance(value, str | bool):
@@ -176,7 +190,23 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
         source=path,
         line=line,
         at=at,
+        facts=_json_facts(facts) if isinstance(facts, dict) else None,
     )
+
+
+def _json_facts(value: Any) -> Any:
+    """TOML values as the JSON a case file would hold: dates become `YYYY-MM-DD` strings.
+
+    So an inline case is read by exactly the validation a case file gets (TOML has native
+    dates and times; JSON, and so the engine's case format, has strings).
+    """
+    if isinstance(value, dict):
+        return {k: _json_facts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_facts(v) for v in value]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return value
 
 
 def _problem(path: Path, line: int, message: str, help: str | None = None) -> Diagnostic:
@@ -201,7 +231,7 @@ class Runner:
         policy = self._policy(expectation.policy, expectation.version)
         if isinstance(policy, str):
             return Result(expectation, "error", error=policy)
-        case = self._case(expectation.case)
+        case = self._case(expectation.case) if expectation.facts is None else self._inline(expectation)
         if isinstance(case, str):
             return Result(expectation, "error", error=case)
         try:
@@ -230,6 +260,14 @@ class Runner:
                     rendered = render_all(exc.diagnostics, exc.sources)
                     self._loaded[key] = f"`{folder}` version `{version}` does not check:\n{rendered}"
         return self._loaded[key]
+
+    def _inline(self, expectation: Expectation) -> dict[str, Any] | str:
+        """The inline facts; a case file of the same name too would leave two truths, so it is an error."""
+        path = self.cases / f"{expectation.case}.json"
+        if path.exists():
+            return f"`{expectation.case}` has inline `input` and a case file `{path}`: keep one (or rename the case)"
+        assert expectation.facts is not None
+        return expectation.facts
 
     def _case(self, name: str) -> dict[str, Any] | str:
         if name not in self._case_data:

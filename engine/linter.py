@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -164,13 +164,17 @@ def lint(
     config: LintConfig | None = None,
     *,
     update_lock: bool = False,
+    progress: Callable[[str], None] | None = None,
     environment: Environment | None = None,
 ) -> LintResult:
-    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked."""
+    """Lint files and folders; with `update_lock`, first lock in-force versions not yet locked.
+
+    `progress` is called with each file's name once it is checked (the CLI's counter line).
+    """
     run = _Run(config or LintConfig(), environment or default_environment)
     files = policy_files(paths)
     locks = run.update_locks(files) if update_lock else []
-    findings = run.lint(files)
+    findings = run.lint(files, progress)
     return LintResult(findings, run.sources, files, locks)
 
 
@@ -187,11 +191,13 @@ class _Run:
         self.sources.update(result.sources)
         return result
 
-    def lint(self, files: list[Path]) -> list[Diagnostic]:
+    def lint(self, files: list[Path], progress: Callable[[str], None] | None = None) -> list[Diagnostic]:
         raw: list[Diagnostic] = []
         trees: dict[Path, s.SourceFile] = {}
         for path in files:
             result = self.check(path)
+            if progress is not None:
+                progress(str(path))
             raw += result.diagnostics
             tree = _tree(path, self.sources, self.environment.loader)
             if tree is None:
@@ -311,7 +317,8 @@ def _rule_hygiene(tree: s.SourceFile) -> list[Diagnostic]:
                     "missing-citation",
                     f"rule `{rule.id.name}` cites no source",
                     rule.id.span,
-                    'say which paragraph it implements: `cite "15 CFR 742.7(b)(1)"`',
+                    'add a line `cite "..."` under the rule\'s description naming the section or '
+                    "paragraph of the text it implements",
                 )
             )
         if not rule.description:

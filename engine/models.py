@@ -7,12 +7,22 @@ These are the JSON contract with integrators: `Decision.model_dump(mode="json")`
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    WithJsonSchema,
+    create_model,
+)
 
 from engine import program as p
 from engine.cases import Record, records
@@ -28,7 +38,7 @@ ConditionKind = Literal["and", "or", "not", "test"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class RuleRef(_Model):
@@ -164,6 +174,52 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
+#: A number written as a string: ASCII digits, optional sign, fraction and exponent ("12.50",
+#: "-3", "1e3"). No spaces, underscores or other scripts' digits, which pydantic's lax
+#: Decimal would take: the case format is what `policy schema` says, nothing looser.
+#: `(?!\n)$`: Python's `$` also matches before a final newline, ECMA's does not; with the
+#: lookahead the pattern means the same to every JSON Schema validator.
+DECIMAL_STRING = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?(?!\n)$"
+#: A date: `YYYY-MM-DD` with ASCII digits (and a real calendar day, checked on parsing).
+DATE_STRING = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?!\n)$"
+
+NUMBER_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "number"}, {"type": "string", "pattern": DECIMAL_STRING}],
+}
+DATE_SCHEMA: dict[str, Any] = {"type": "string", "format": "date", "pattern": DATE_STRING}
+
+
+def _number(value: Any) -> Any:
+    """A JSON number (finite, not a boolean) or a decimal string; pydantic then makes the Decimal."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    if isinstance(value, int | Decimal):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return value
+    if isinstance(value, str) and re.search(DECIMAL_STRING, value):
+        return value
+    raise ValueError('must be a number, or a decimal string like "12.50"')
+
+
+def _date(value: Any) -> Any:
+    """A `YYYY-MM-DD` string naming a real day (a `datetime.date` from Python callers too)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and re.search(DATE_STRING, value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a day of the calendar") from None
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+StrictNumber = Annotated[Decimal, BeforeValidator(_number), WithJsonSchema(NUMBER_SCHEMA)]
+StrictDate = Annotated[date, BeforeValidator(_date), WithJsonSchema(DATE_SCHEMA)]
+
+
 def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
     base: Any
     if fact.type.base == "enum":
@@ -171,8 +227,10 @@ def _annotation(fact: p.FactInfo, enums: dict[str, tuple[str, ...]]) -> Any:
         base = Literal[values] if values else str
     else:
         # Booleans and strings are strict: "yes", 1 or "off" are not booleans, 12 is not a string.
-        # Numbers may be JSON numbers or decimal strings ("12.50"), dates ISO strings.
-        base = {"boolean": StrictBool, "number": Decimal, "string": StrictStr, "date": date}[fact.type.base]
+        # Numbers are JSON numbers or decimal strings ("12.50"), dates `YYYY-MM-DD` strings.
+        base = {"boolean": StrictBool, "number": StrictNumber, "string": StrictStr, "date": StrictDate}[
+            fact.type.base
+        ]
     if fact.type.is_set:
         base = list[base]
     return Optional[base] if fact.optional else base  # noqa: UP045 - built at run time

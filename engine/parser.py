@@ -187,7 +187,10 @@ def _contextual_message(previous: str | None, expected: set[str]) -> tuple[str, 
     if previous in _COMPARATORS and "NAME" in expected and not (previous == "<" and "MORETHAN" in expected):
         return f"expected a value after `{previous}`", None
     if previous == "cite":
-        return "expected a citation in double quotes after `cite`", 'for example `cite "15 CFR 742.7(b)(1)"`'
+        return (
+            "expected a citation in double quotes after `cite`",
+            'write the section or paragraph in double quotes, for example `cite "s. 2(1)"`',
+        )
     return None
 
 

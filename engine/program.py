@@ -14,6 +14,7 @@ from typing import Any, Union
 
 from engine import syntax as s
 from engine.errors import Span
+from engine.nodes import child_iterator
 
 # ---------------------------------------------------------------------------
 # Types
@@ -216,27 +217,12 @@ COMPUTED_NODES = (ArithNode, CallNode, RoundNode)
 CONDITION_NODES = (NotNode, AndNode, OrNode, CompareNode, MemberNode, IncludesNode, PresenceNode, TableHas)
 
 
+_children = child_iterator(frozenset({"Node"}))
+
+
 def sub_nodes(node: Node) -> tuple[Node, ...]:
-    """Direct children of an IR node."""
-    if isinstance(node, NotNode):
-        return (node.operand,)
-    if isinstance(node, AndNode | OrNode):
-        return node.operands
-    if isinstance(node, CompareNode):
-        return (node.left, node.right)
-    if isinstance(node, MemberNode):
-        return (node.item, node.collection)
-    if isinstance(node, IncludesNode):
-        return (node.collection, node.item)
-    if isinstance(node, TableLookup | TableHas):
-        return (node.key,)
-    if isinstance(node, ArithNode):
-        return (node.left, node.right)
-    if isinstance(node, CallNode):
-        return node.args
-    if isinstance(node, RoundNode):
-        return (node.operand,)
-    return ()
+    """Direct children of an IR node: its `Node`-typed fields, in field order (`engine.nodes`)."""
+    return _children(node)
 
 
 def exact_quotient(node: Node) -> bool:

@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from typing import TYPE_CHECKING, Any
 
 from engine.models import ConditionTrace, Decision, RuleTrace, to_json_value
+
+if TYPE_CHECKING:  # jinja2 is imported on first render: `import engine` + evaluate never pays for it
+    from jinja2 import Environment
 
 FORMATS = ("text", "json", "md")
 
 
 def new_environment(autoescape: bool = False) -> Environment:
     """A jinja2 environment over the package's templates, set up the way every report needs."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("engine", "templates"),
         undefined=StrictUndefined,

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine import program as p
 from engine import syntax as s
@@ -89,11 +89,13 @@ class CompiledPolicy:
         self.info = program.info
         self.content_hash = content_hash(program)
         self.rules: CompiledRules = compile_program(program)
-        self.case_model = case_model(program)
+        self._case_model: type[BaseModel] | None = None
+        self._case_model_lock = threading.Lock()
         self._accept, self._trusted = compile_inputs(program)
         self._decide_case = self.rules.decide_case
         self._rule_refs = tuple(
-            RuleRef(rule=r.id, citations=list(r.citations), description=r.description) for r in program.rules
+            RuleRef.model_construct(rule=r.id, citations=list(r.citations), description=r.description)
+            for r in program.rules
         )
         self._overriders = self._overrider_index()
         self._order = self._precedence_order()
@@ -125,6 +127,18 @@ class CompiledPolicy:
         self._lock = threading.Lock()
         self._default_tables = self.tables_at(self.info.effective or date.today())
 
+    @property
+    def case_model(self) -> type[BaseModel]:
+        """The pydantic model of a case, built on first need: exactly-typed cases never reach it
+        (`inputs.accept` takes them), so a load and an evaluate of a good case skip building it."""
+        model = self._case_model
+        if model is None:
+            with self._case_model_lock:
+                if self._case_model is None:
+                    self._case_model = case_model(self.program)
+                model = self._case_model
+        return model
+
     # -- public --------------------------------------------------------------
     def evaluate(self, case: Mapping[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
         """Validate a case and decide it; with `trace=True` the decision carries the full trace."""
@@ -148,7 +162,7 @@ class CompiledPolicy:
         try:
             model = self.case_model.model_validate(data)
         except ValidationError as exc:
-            raise CaseError([pydantic_problem(e) for e in exc.errors()]) from None
+            raise CaseError([pydantic_problem(e, self.program) for e in exc.errors()]) from None
         return self._flatten(model.model_dump(by_alias=True))
 
     def decide_facts(self, facts: dict[str, Any], *, trace: bool = False, at: date | None = None) -> Decision:
@@ -316,7 +330,7 @@ class CompiledPolicy:
             pending = tuple(i for i in unknown if self._decides(i, name))
             if any(k is not None for _, _, k in claims[name]):  # settled per case (`_settle`)
                 open_[name] = (tuple(claims[name]), pending)
-                decisions[name] = DecisionValue(
+                decisions[name] = DecisionValue.model_construct(
                     value=None, rules=[self._rule_refs[i] for i, _, _ in claims[name]]
                 )
                 continue
@@ -335,19 +349,23 @@ class CompiledPolicy:
         values = {v for _, v in claims}
         rules = [self._rule_refs[i] for i, _ in claims]
         if not values:
-            return DecisionValue(value=info.default, default=True, undetermined_by=undetermined), None
+            return DecisionValue.model_construct(
+                value=info.default, default=True, undetermined_by=undetermined
+            ), None
         if len(values) == 1:
-            return DecisionValue(value=values.pop(), rules=rules, undetermined_by=undetermined), None
-        conflict = Conflict(
+            return DecisionValue.model_construct(
+                value=values.pop(), rules=rules, undetermined_by=undetermined
+            ), None
+        conflict = Conflict.model_construct(
             decision=name,
             claims=[
-                ConflictClaim(
+                ConflictClaim.model_construct(
                     rule=self.program.rules[i].id, value=v, citations=list(self.program.rules[i].citations)
                 )
                 for i, v in claims
             ],
         )
-        return DecisionValue(value=None, rules=rules, undetermined_by=undetermined), conflict
+        return DecisionValue.model_construct(value=None, rules=rules, undetermined_by=undetermined), conflict
 
     def _settle(self, res: Resolution, facts: Any, tables: Tables, nested: bool = False) -> Resolution:
         """Fill in the decisions whose value the effective rules compute from this case.
@@ -396,7 +414,7 @@ class CompiledPolicy:
             else:
                 description, citations = self.program.recommendations[name]
             items.append(
-                OutcomeItem(
+                OutcomeItem.model_construct(
                     name=name,
                     description=description,
                     citations=list(citations),

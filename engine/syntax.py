@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Union
 
 from engine.errors import NO_SPAN, Span
+from engine.nodes import child_iterator
 
 
 def _span() -> Any:
@@ -437,29 +438,14 @@ def _unparse(expr: Expr, level: float) -> str:
     raise TypeError(f"not an expression: {expr!r}")
 
 
+#: The field types that hold sub-expressions (tuples of them count too).
+_EXPR_TYPES = frozenset({"Expr", "Ref", "Ref|Literal"})
+_children = child_iterator(_EXPR_TYPES)
+
+
 def children(expr: Expr) -> tuple[Expr, ...]:
-    """The direct sub-expressions of an expression, in source order."""
-    if isinstance(expr, Not):
-        return (expr.operand,)
-    if isinstance(expr, And | Or):
-        return expr.operands
-    if isinstance(expr, Compare):
-        return (expr.left, expr.right)
-    if isinstance(expr, Member):
-        return (expr.item, expr.collection)
-    if isinstance(expr, Includes):
-        return (expr.collection, expr.item)
-    if isinstance(expr, Lookup):
-        return (expr.key,)
-    if isinstance(expr, SetLiteral):
-        return expr.items
-    if isinstance(expr, Presence):
-        return (expr.ref,)
-    if isinstance(expr, Arith):
-        return (expr.left, expr.right)
-    if isinstance(expr, Call):
-        return expr.args
-    return ()
+    """The direct sub-expressions of an expression, in source order (derived from its fields)."""
+    return _children(expr)
 
 
 def walk(expr: Expr) -> list[Expr]:

@@ -152,7 +152,7 @@ def pydantic_validate(compiled: CompiledPolicy, case: Any) -> dict[str, Any]:
     try:
         dumped = compiled.case_model.model_validate(data).model_dump(by_alias=True)
     except ValidationError as exc:
-        raise CaseError([pydantic_problem(e) for e in exc.errors()]) from None
+        raise CaseError([pydantic_problem(e, compiled.program) for e in exc.errors()]) from None
     flat: dict[str, Any] = {}
     for path, fact in compiled.program.facts.items():
         value: Any = dumped

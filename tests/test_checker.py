@@ -788,7 +788,7 @@ SYNTAX: dict[str, tuple[str, str, str | None, tuple[int, int], str]] = {
     "citation without quotes": (
         "rule r cite section if a then require x\n",
         "expected a citation in double quotes after `cite`, found name `section`",
-        'for example `cite "15 CFR 742.7(b)(1)"`',
+        'write the section or paragraph in double quotes, for example `cite "s. 2(1)"`',
         (7, 13),
         "section",
     ),

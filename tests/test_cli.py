@@ -368,3 +368,15 @@ def test_python_dash_m_engine_is_the_policy_command() -> None:
     )
     assert failed.returncode == 2
     assert failed.stderr.startswith("error: no version of `demo` is in force on 2019-01-01")
+
+
+# ---------------------------------------------------------------------------
+# policy --version
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"policy {version('policy-engine')} (Python ")

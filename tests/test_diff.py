@@ -258,7 +258,7 @@ def test_only_the_bad_case_fails(mini: MiniWriter, cases: Path) -> None:
     assert result.exit_code == 1
     assert "4 compared, 1 changed" in result.output
     assert f"cannot decide under {a} (before)" in result.output
-    assert "cc: Input should be a valid boolean" in result.output
+    assert "cc: must be true or false, not 'yes please'" in result.output
 
 
 def test_unknown_version_is_a_usage_error_naming_the_versions(mini: MiniWriter, cases: Path) -> None:
@@ -299,6 +299,7 @@ def test_a_date_picks_the_version_in_force_and_is_the_evaluation_date(mini: Mini
         run("diff", f"{folder}@2021-06-30", "@2022-01-01", "--cases", cases, "--format", "json")
     )
     assert report.before.version == "2021-01-01"
+    assert report.before.label == "2021-01-01"  # the version the date picked, not the date
     assert str(report.before.evaluated_at) == "2021-06-30"
     assert str(report.after.evaluated_at) == "2022-01-01"
 
@@ -336,7 +337,7 @@ def test_uncommitted_file_against_git_is_a_clear_error(mini: MiniWriter, cases: 
     git(path.parent, "init", "-q")
     result = run("diff", path, "--against", "git:HEAD", "--cases", cases)
     assert result.exit_code == 2
-    assert "cannot read" in result.output and "git log -- FILE" in result.output
+    assert "`HEAD` is not a commit" in result.output  # a repository with no commit yet
 
 
 def test_against_needs_a_git_revision(mini: MiniWriter, cases: Path) -> None:
@@ -512,3 +513,11 @@ def test_reviewing_guide_shows_real_output(in_root: Path) -> None:
             assert unhashed(line) in report_lines, (
                 f"the 2020-03-09..2020-10-06 report no longer prints {line!r}"
             )
+
+
+def test_a_date_selector_labels_the_version_it_picked(in_root: Path) -> None:
+    """`@2099-01-01` picks 2020-10-06: the report names that version, and decides on 2099-01-01."""
+    result = run("diff", "policies/ear-742.7@2020-03-09", "@2099-01-01", "--cases", "fixtures/cases")
+    assert result.output.startswith("policy diff: ear-742.7 2020-03-09 -> 2020-10-06\n")
+    assert "cases decided on 2099-01-01" in result.output
+    assert "2099-01-01" not in result.output.replace("cases decided on 2099-01-01", "")

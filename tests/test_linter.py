@@ -281,3 +281,20 @@ def test_a_test_between_two_facts_is_never_used_as_proof() -> None:
     reasoner = Reasoner(result.program)
     # Treated as two unrelated unknowns: no proof, so no finding (sound, not complete).
     assert reasoner.satisfiable(reasoner.fires(result.program.rules[0])) is True
+
+
+def test_missing_citation_help_is_generic(tmp_path: Path) -> None:
+    """The help is about the language, not the bundled domain: no export-control text in any policy."""
+    vocab = 'vocabulary "v"\n  title "v"\n\nfact a: boolean "a"\n\nobligation o "o"\n'
+    (tmp_path / "v.vocab").write_text(vocab, encoding="utf-8")
+    policy = (
+        'policy "p"\n  title "p"\n  version "2021-01-01"\n  effective 2021-01-01\n  status draft\n'
+        '  source "s"\n\nuse "v.vocab"\n\nrule r "r"\n  if a\n  then require o\n'
+    )
+    (tmp_path / "p.policy").write_text(policy, encoding="utf-8")
+    finding = next(
+        d for d in lint([tmp_path / "p.policy"], LintConfig()).findings if d.code == "missing-citation"
+    )
+    assert finding.help is not None
+    assert "CFR" not in finding.help and "742" not in finding.help
+    assert "under the rule's description" in finding.help

@@ -164,3 +164,107 @@ def test_default_intent_folder_is_fixtures_intent(in_root: Path) -> None:
     result = CliRunner().invoke(main, ["test"])
     assert result.exit_code == 0, result.output[-2000:]
     assert f"{len(EXPECTATIONS)} expectation(s)" in result.output
+
+
+@pytest.mark.parametrize("header", ["[[ expect ]]", '[["expect"]]', "  [[expect]]  # the second case"])
+def test_a_failure_points_at_its_own_table_however_the_header_is_spaced(project: Path, header: str) -> None:
+    """TOML allows spaces, quotes and a comment in a table header; the reported line is still that table's."""
+    text = BETA_OK.replace('outcome = "none"', 'outcome = "denied"').replace("[[expect]]", header)
+    _intent(project, "beta", text)
+    result = _run("intent")
+    assert result.exit_code == 1
+    second = text.splitlines().index(header, 2) + 1
+    assert f"expectation at intent/beta.toml:{second}\n" in result.output
+
+
+def test_junit_report(project: Path) -> None:
+    """`--junit FILE` writes one testcase per expectation, a failure with the text report, and a count."""
+    import xml.etree.ElementTree as ET
+
+    _intent(project, "beta", BETA_OK.replace('outcome = "denied"', 'outcome = "approved"', 1))
+    result = _run("intent", "--junit", "report.xml")
+    assert result.exit_code == 1
+    root = ET.parse(project / "report.xml").getroot()
+    assert (root.tag, root.get("tests"), root.get("failures"), root.get("errors")) == (
+        "testsuites",
+        "2",
+        "1",
+        "0",
+    )
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == "beta"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert set(cases) == {"flagged@2020-01-01", "plain@2020-01-01"}
+    failure = cases["flagged@2020-01-01"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "outcome: expected approved, got denied"
+    assert "FAIL beta/flagged@2020-01-01" in (failure.text or "")
+    assert cases["flagged@2020-01-01"].get("line") == "2"
+    assert cases["plain@2020-01-01"].find("failure") is None
+    assert not list(project.glob(".report.xml.*"))
+
+
+def test_junit_into_a_missing_folder_is_a_usage_error(project: Path) -> None:
+    _intent(project, "beta", BETA_OK)
+    result = _run("intent", "--junit", "no/such/folder/report.xml")
+    assert result.exit_code == 2
+    assert "cannot write `no/such/folder/report.xml`" in result.output
+
+
+INLINE = """
+[[expect]]
+case = "inline-flagged"
+version = "2020-01-01"
+outcome = "denied"
+why = "The beta flag denies."
+
+[expect.input]
+color = "red"
+colors = ["red"]
+flag = false
+size = 1
+beta_only = true
+unused_fact = false
+"""
+
+
+def test_a_case_can_be_written_inline(project: Path) -> None:
+    """OpenFisca-style: the facts in the expectation itself, no case file."""
+    _intent(project, "beta", INLINE)
+    result = _run("intent")
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("1 expectation(s) over 1 policy(ies): 1 passed, 0 failed, 0 error(s)\n")
+
+
+def test_an_inline_case_is_validated_like_a_case_file(project: Path) -> None:
+    _intent(project, "beta", INLINE.replace("size = 1", 'size = "big"'))
+    result = _run("intent")
+    assert result.exit_code == 1
+    assert "ERROR beta/inline-flagged@2020-01-01" in result.output
+    assert "the case does not fit the policy's facts: size:" in result.output
+
+
+def test_inline_toml_dates_read_as_iso_strings() -> None:
+    from datetime import date
+
+    from engine.intent import _json_facts
+
+    assert _json_facts({"on": date(2021, 1, 2), "r": {"d": [date(2020, 3, 9)]}}) == {
+        "on": "2021-01-02",
+        "r": {"d": ["2020-03-09"]},
+    }
+
+
+def test_inline_input_and_a_case_file_of_the_same_name_is_an_error(project: Path) -> None:
+    (project / "cases" / "inline-flagged.json").write_text(json.dumps(CASE))
+    _intent(project, "beta", INLINE)
+    result = _run("intent")
+    assert result.exit_code == 1
+    assert "has inline `input` and a case file `cases/inline-flagged.json`: keep one" in result.output
+
+
+def test_input_must_be_a_table(project: Path) -> None:
+    _intent(project, "beta", '[[expect]]\ncase = "x"\nversion = "2020-01-01"\ninput = "flagged"\n')
+    result = _run("intent")
+    assert result.exit_code == 2
+    assert "`input` must be a table of facts" in result.output

@@ -303,3 +303,16 @@ def test_every_status_is_documented() -> None:
     text = TRACE_DOC.read_text(encoding="utf-8")
     for status in get_args(RuleStatus):
         assert f"- `{status}`:" in text
+
+
+def test_markdown_lists_each_citation_once_per_outcome(in_root: Path) -> None:
+    """Two rules citing the same paragraph: the Citations cell names it once (issue 18)."""
+    import json
+
+    import engine
+
+    policy = engine.load("policies/ear-742.7", version="2020-10-06")
+    case = json.loads(Path("fixtures/cases/water-cannon-hong-kong-police.json").read_text(encoding="utf-8"))
+    text = engine.render_decision(policy.evaluate(case, trace=True), "md", explain=False)
+    row = next(line for line in text.splitlines() if line.startswith("| `license_review"))
+    assert row.count("15 CFR 742.7(b)(1)") == 1

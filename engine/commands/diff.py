@@ -7,7 +7,6 @@ one case file; the work is done by `engine.diff`, this module only wires options
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,6 +21,7 @@ from engine.cases import CaseFile, read_case_file
 from engine.commands.options import DATE, fail_usage, report_policy_error
 from engine.commands.semantic import run_semantic, semantic_options
 from engine.errors import PolicyError, UsageError
+from engine.terminal import Counter, use_color
 
 GIT_PREFIX = "git:"
 
@@ -38,7 +38,7 @@ GIT_PREFIX = "git:"
 @click.option(
     "--against",
     metavar="git:REV",
-    help="Compare the working copy of one policy file with the version committed at REV (e.g. git:HEAD).",
+    help="Compare the working copy of one policy file with the policy tree committed at REV (e.g. git:HEAD).",
 )
 @click.option(
     "--at",
@@ -84,8 +84,15 @@ def command(
                 )
             return
         inputs, cases_from = _cases(case_file, cases_dir)
-        with _sides(specs, against, at) as (before, after):
-            report = d.compare(before, after, inputs, cases_from=cases_from, single=case_file is not None)
+        with _sides(specs, against, at) as (before, after), Counter("policy diff:", len(inputs)) as counter:
+            report = d.compare(
+                before,
+                after,
+                inputs,
+                cases_from=cases_from,
+                single=case_file is not None,
+                progress=counter.step,
+            )
     except UsageError as exc:
         fail_usage(exc)
     except PolicyError as exc:
@@ -147,7 +154,7 @@ def _sides(specs: list[str], against: str | None, at: date | None) -> Iterator[t
 
 
 def _against(specs: list[str], against: str, at: date | None, stack: ExitStack) -> tuple[d.Side, d.Side]:
-    """`FILE --against git:REV`: the committed file (before) against the working copy (after)."""
+    """`FILE --against git:REV`: the file in the policy tree at REV (before) against the working copy (after)."""
     if not against.startswith(GIT_PREFIX) or len(against) == len(GIT_PREFIX):
         raise UsageError(
             f"`--against {against}` is not a git revision", "write --against git:HEAD (or git:REV)"
@@ -158,7 +165,7 @@ def _against(specs: list[str], against: str, at: date | None, stack: ExitStack) 
         )
     revision = against[len(GIT_PREFIX) :]
     file = d.policy_file(d.Spec.parse(specs[0]))
-    copy = stack.enter_context(d.git_copy(file, revision))
+    copy = stack.enter_context(d.git_tree(file, revision))
     before = d.side_from_file(copy, against, at, display=f"{against}:{file}")
     after = d.side_from_file(file, "working copy", at, display=str(file))
     return before, after
@@ -166,7 +173,7 @@ def _against(specs: list[str], against: str, at: date | None, stack: ExitStack) 
 
 def _emit(report: d.DiffReport, fmt: str, output: Path | None) -> None:
     """Write the report to the file or stdout; colour only for text on a terminal."""
-    color = output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    color = output is None and fmt == "text" and use_color(sys.stdout)
     text = d.render(report, fmt, color=color)
     if output is None:
         click.echo(text, nl=False)

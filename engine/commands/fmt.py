@@ -20,6 +20,7 @@ import click
 from engine.api import policy_files
 from engine.errors import render_all
 from engine.formatter import FormatError, UnsafeFormat, format_text
+from engine.terminal import use_color
 
 EXIT_WOULD_CHANGE = 1
 EXIT_CANNOT_FORMAT = 123
@@ -98,10 +99,10 @@ def _formatted(text: str, name: str, tally: _Tally) -> str | None:
     try:
         return format_text(text, name)
     except FormatError as exc:
-        click.echo(render_all(exc.diagnostics, {name: text}, color=sys.stderr.isatty()), err=True)
+        click.echo(render_all(exc.diagnostics, {name: text}, color=use_color(sys.stderr)), err=True)
         click.echo(f"error: cannot format {name}: it has syntax errors", err=True)
     except UnsafeFormat as exc:
-        click.echo(render_all([exc.diagnostic], {name: text}, color=sys.stderr.isatty()), err=True)
+        click.echo(render_all([exc.diagnostic], {name: text}, color=use_color(sys.stderr)), err=True)
     except Exception as exc:  # a formatter bug must not cost the author a traceback or the file
         click.echo(
             f"error: internal error while formatting {name}: {exc!r}; the file was left unchanged", err=True

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import click
 
+from engine.api import policy_files
 from engine.commands.options import fail_usage
 from engine.errors import UsageError, render_all
 from engine.linter import CODES, LintConfig, lint
+from engine.terminal import Counter, use_color
 
 
 @click.command("lint")
@@ -46,7 +48,8 @@ def command(
         )
     try:
         config = LintConfig.load(config_path)
-        result = lint(paths, config, update_lock=update_lock)
+        with Counter("policy lint:", len(policy_files(paths))) as counter:
+            result = lint(paths, config, update_lock=update_lock, progress=counter.step)
     except UsageError as exc:
         fail_usage(exc)
     for lock in result.locks_written:
@@ -55,7 +58,7 @@ def command(
         click.echo(json.dumps([d.model_dump(mode="json") for d in result.findings], indent=2))
     else:
         if result.findings:
-            click.echo(render_all(result.findings, result.sources, color=sys.stdout.isatty()) + "\n")
+            click.echo(render_all(result.findings, result.sources, color=use_color(sys.stdout)) + "\n")
         warnings = len(result.findings) - result.errors
         click.echo(f"linted {len(result.files)} file(s): {result.errors} error(s), {warnings} warning(s)")
     sys.exit(1 if result.errors else 0)

@@ -15,6 +15,7 @@ import click
 
 from engine import api, cases
 from engine.errors import CaseError, PolicyError, UsageError, render_all
+from engine.terminal import use_color
 
 
 def fail_usage(exc: UsageError) -> NoReturn:
@@ -28,7 +29,7 @@ def fail_usage(exc: UsageError) -> NoReturn:
 
 def report_policy_error(exc: PolicyError) -> NoReturn:
     """Print every diagnostic of a policy that failed to load, and exit 1."""
-    click.echo(render_all(exc.diagnostics, exc.sources, color=sys.stderr.isatty()), err=True)
+    click.echo(render_all(exc.diagnostics, exc.sources, color=use_color(sys.stderr)), err=True)
     sys.exit(1)
 
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
+from engine.commands.options import fail_usage
 from engine.coverage import VersionCoverage, collect, report_data, report_lines, total_percent
-from engine.errors import render_all
+from engine.errors import UsageError, render_all
 from engine.intent import Result, Runner, failure_text, load_expectations, result_data
 from engine.registry import read_versions
+from engine.terminal import Counter
 
 DEFAULT_INTENT = "fixtures/intent"
 
@@ -47,6 +50,16 @@ DEFAULT_INTENT = "fixtures/intent"
     help="Fail when total coverage is below PERCENT (implies --coverage).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the results as JUnit XML to FILE (for CI test reports).",
+)
+@click.option(
+    "--watch", is_flag=True, help="Run again whenever a policy, case or intent file changes (Ctrl-C stops)."
+)
 def command(
     paths: tuple[str, ...],
     policies: Path,
@@ -54,26 +67,68 @@ def command(
     with_coverage: bool,
     min_coverage: float | None,
     fmt: str,
+    junit_path: Path | None,
+    watch: bool,
 ) -> None:
     """Check that every case comes out as its intent file (default fixtures/intent) says."""
     if not paths and not Path(DEFAULT_INTENT).is_dir():
         raise click.UsageError(f"no intent files given and no `{DEFAULT_INTENT}` folder here")
+    run_once = partial(_run, paths, policies, cases, with_coverage, min_coverage, fmt, junit_path)
+    if not watch:
+        run_once()
+        return
+    from engine.watch import watch_loop
+
+    try:
+        watch_loop([policies, cases, *(paths or [DEFAULT_INTENT])], run_once)
+    except UsageError as exc:
+        fail_usage(exc)
+
+
+def _run(
+    paths: tuple[str, ...],
+    policies: Path,
+    cases: Path,
+    with_coverage: bool,
+    min_coverage: float | None,
+    fmt: str,
+    junit_path: Path | None,
+) -> None:
+    """One run: load, evaluate, report, and exit with the status (the watch loop catches the exit)."""
     expectations, problems = load_expectations(paths or [DEFAULT_INTENT])
     if problems:
         click.echo(render_all(problems), err=True)
         sys.exit(2)
     runner = Runner(policies, cases)
-    results = [runner.run(e) for e in expectations]
+    with Counter("policy test:", len(expectations)) as counter:
+        results = []
+        for expectation in expectations:
+            results.append(runner.run(expectation))
+            counter.step(expectation.id)
     versions = collect(r.decision for r in results if r.decision is not None)
     untested = _untested(policies, {(e.policy, e.version) for e in expectations})
     measure = with_coverage or min_coverage is not None
     below = min_coverage is not None and total_percent(versions) < min_coverage
+    if junit_path is not None:
+        _write_junit(results, junit_path)
     if fmt == "json":
         _json(results, versions if measure else None, min_coverage, untested)
     else:
         _text(results, versions if measure else None, min_coverage, below, untested)
     failed = any(r.status != "pass" for r in results)
     sys.exit(1 if failed or below else 0)
+
+
+def _write_junit(results: list[Result], path: Path) -> None:
+    """The JUnit report; a folder that cannot be written is a usage error, not a traceback."""
+    from engine.junit import write_junit
+
+    try:
+        write_junit(results, path)
+    except OSError as exc:
+        fail_usage(
+            UsageError(f"cannot write `{path}`: {exc.strerror}", "check the folder exists and is writable")
+        )
 
 
 def _untested(policies: Path, tested: set[tuple[str, str]]) -> list[str]:
