@@ -33,7 +33,8 @@ def find_conflicts(policy: CompiledPolicy) -> list[Diagnostic]:
     return found
 
 
-def _decides(rule: p.RuleInfo) -> dict[str, str]:
+def _decides(rule: p.RuleInfo) -> dict[str, p.Value]:
+    """The constant values a rule decides (computed values are compared per case, not here)."""
     return {o.name: o.value for o in rule.outcomes if o.kind == "decide" and o.value is not None}
 
 

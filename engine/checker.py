@@ -16,8 +16,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from engine import numbers, strictjson
 from engine import program as p
-from engine import strictjson
 from engine import syntax as s
 from engine.errors import Diagnostic, Severity, Span, did_you_mean, has_errors
 from engine.limits import structure_diagnostics
@@ -94,6 +94,7 @@ class _Checker:
         self._resolving: list[str] = []
         self._cycles: set[frozenset[str]] = set()
         self._define_order: list[str] = []
+        self._decision_types: dict[str, s.TypeExpr] = {}  # as written: the scale of number decisions
 
     # -- entry ----------------------------------------------------------
     def run(self) -> CheckResult:
@@ -355,30 +356,82 @@ class _Checker:
         return node
 
     def _check_decision(self, decision: s.DecisionDecl) -> None:
+        """A decision's type (one value: enumeration, boolean, number, date) and its default."""
         assert self.program is not None
-        enum = decision.type_name.name
-        if enum not in self.declared.enums:
+        written = decision.type
+        if written.name not in p.SCALARS and written.name not in self.declared.enums:
             self._error(
                 "unknown-type",
-                f"decision `{decision.name.name}` has unknown type `{enum}`",
-                decision.type_name.span,
-                did_you_mean(enum, self.declared.enums) or "a decision's type is an enumeration",
+                f"decision `{decision.name.name}` has unknown type `{written.name}`",
+                written.span,
+                did_you_mean(written.name, [*self.declared.enums, *p.SCALARS])
+                or "a decision's type is an enumeration, boolean, number, date or string",
+            )
+            return
+        type_ = self._type(written, computed=True)
+        if type_ is None:
+            return
+        if written.optional:
+            self._error(
+                "type-mismatch",
+                f"decision `{decision.name.name}` is marked `optional`, but a decision always has a value",
+                written.span,
+                "drop `optional`: when no rule decides, the decision takes its default",
+            )
+            return
+        if type_.is_set:
+            self._error(
+                "type-mismatch",
+                f"decision `{decision.name.name}` is a {type_}, "
+                "but a decision has one value: an enumeration, boolean, number, date or string",
+                written.span,
+                "for a set of outcomes that every effective rule adds to, declare obligations "
+                "(`obligation NAME`) and `require` them; set-valued decisions (`collect`) are not "
+                "supported yet",
             )
             return
         if decision.default is None:
+            choices = (
+                f"one of {_list(self.program.enums[type_.enum or ''])}"
+                if type_.base == "enum"
+                else _example_value(type_, self.declared.enums)
+            )
             self._error(
                 "missing-default",
                 f"decision `{decision.name.name}` has no default",
                 decision.name.span,
-                f"add `default VALUE` (one of {_list(self.program.enums[enum])}): the value when no rule decides",
+                f"add `default VALUE` ({choices}): the value when no rule decides",
             )
             return
-        if decision.default.name not in self.program.enums[enum]:
-            self._unknown_value(decision.default, enum)
+        default = self._decision_constant(decision.default, type_, decision.name.name)
+        if default is None:
             return
+        default = _round_constant(default, written)
         self.program.decisions[decision.name.name] = p.DecisionInfo(
-            decision.name.name, enum, decision.default.name, decision.description, decision.span
+            decision.name.name, type_, default, decision.description, decision.span
         )
+        self._decision_types[decision.name.name] = written
+
+    def _decision_constant(
+        self, expr: s.Ref | s.Literal | s.SetLiteral, type_: p.Type, name: str
+    ) -> p.Value | None:
+        if isinstance(expr, s.Ref) and type_.base == "enum":
+            values = self.program.enums[type_.enum or ""] if self.program else ()
+            if expr.dotted not in values:
+                self._unknown_value(expr, type_.enum or "")
+                return None
+            return expr.dotted
+        node = self._resolve(expr, type_)
+        if node is None:
+            return None
+        if not isinstance(node, p.Const) or not _same(node.type, type_):
+            self._mismatch(
+                expr,
+                f"the default of `{name}` is {s.unparse(expr)}, not a {type_} constant",
+                f"write a {type_} value, e.g. " + _example_value(type_, self.declared.enums),
+            )
+            return None
+        return node.value
 
     def _unknown_value(self, ident: s.Ident | s.Ref, enum: str) -> None:
         assert self.program is not None
@@ -463,6 +516,16 @@ class _Checker:
             except ValueError as exc:
                 help = declared if field in ("key", "value") else "dates are written YYYY-MM-DD"
                 bad(f"{where}.{field}", str(exc), ("entries", index, field), help)
+                continue
+            last = entries[-1]
+            if last.effective is not None and last.ends is not None and last.ends < last.effective:
+                self._error(
+                    "bad-date-range",
+                    f"in `{table.source}`, {where} (key `{last.key}`) ends {last.ends}, "
+                    f"before it takes effect on {last.effective}: it is never in force",
+                    table.span,
+                    "`ends` is the last day in force (inclusive); swap the dates or fix the typo",
+                )
         self._check_overlaps(entries, bad, indexes)
         return entries
 
@@ -582,10 +645,7 @@ class _Checker:
                         or 'declare it: `decision NAME: ENUM default VALUE "description"`',
                     )
                 return None
-            if outcome.value.name not in self.program.enums[decision.enum]:
-                self._unknown_value(outcome.value, decision.enum)
-                return None
-            return p.OutcomeInfo("decide", name, outcome.value.name, outcome.span)
+            return self._decide(outcome, decision)
         kind, declared = (
             ("require", self.program.obligations)
             if isinstance(outcome, s.Require)
@@ -601,6 +661,29 @@ class _Checker:
             )
             return None
         return p.OutcomeInfo(kind, outcome.name.name, None, outcome.span)
+
+    def _decide(self, outcome: s.Decide, decision: p.DecisionInfo) -> p.OutcomeInfo | None:
+        """`decide D = VALUE`: a constant of the decision's type, or an expression computed per case."""
+        name, text = decision.name, s.unparse(outcome.value)
+        node = self._resolve(outcome.value, decision.type)
+        if node is None:
+            return None
+        if not _same(node.type, decision.type):
+            self._mismatch(
+                outcome.value,
+                f"`{text}` is a {node.type}, but decision `{name}` is a {decision.type}",
+                f"decide a {decision.type} value, e.g. " + _example_value(decision.type, self.declared.enums),
+            )
+            return None
+        written = self._decision_types.get(name)
+        scaled = written is not None and written.scale is not None and written.rounding is not None
+        if isinstance(node, p.Const):
+            value = _round_constant(node.value, written) if scaled and written is not None else node.value
+            return p.OutcomeInfo("decide", name, value, outcome.span, text=text)
+        stored = self._stored(node, written, f"decision `{name}`", outcome.value)
+        if stored is None:
+            return None
+        return p.OutcomeInfo("decide", name, None, outcome.span, computed=stored, text=text)
 
     def _check_overrides(self, rules: dict[str, s.RuleDecl]) -> None:
         for rule in rules.values():
@@ -1002,6 +1085,14 @@ def _literal_type(value: Any) -> p.Type:
     if isinstance(value, date):
         return p.DATE
     return p.STRING
+
+
+def _round_constant(value: p.Value, written: s.TypeExpr) -> p.Value:
+    """A number constant at the scale its decision declares (other constants as they are)."""
+    if isinstance(value, Decimal) and written.scale is not None and written.rounding is not None:
+        rounded = numbers.round_to(value, written.scale, written.rounding.name)
+        return value if rounded is None else rounded
+    return value
 
 
 def _example_value(type_: p.Type, enums: dict[str, s.EnumDecl]) -> str:

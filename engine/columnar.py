@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine import program as p
 from engine.errors import UsageError
+from engine.models import to_json_value
+from engine.render import format_value
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -1114,7 +1116,10 @@ def _decide_one(
         return pa.array(values, pa.list_(pa.string())).take(indices)
 
     for name in compiled.program.decisions:
-        values = [r.decisions[name].value for r in resolutions]
+        values = [
+            None if v is None else format_value(to_json_value(v))
+            for v in (r.decisions[name].value for r in resolutions)
+        ]
         arrays.append(dictionary(values))
         names.append(name)
     arrays.append(lists([[o.name for o in r.obligations] for r in resolutions]))

@@ -23,6 +23,7 @@ FactMap = dict[str, Any]
 Tables = tuple[dict[Any, Any], ...]
 DecideFn = Callable[[FactMap, Tables], list[int]]
 ExplainFn = Callable[[FactMap, Tables], tuple[list[Any], list[Any], list[int]]]
+ValuesFn = Callable[[Any, Tables, frozenset[int]], dict[tuple[int, int], Any]]
 
 
 # Three-valued helpers: only used where a condition can be unknown (it reads an optional fact).
@@ -117,6 +118,8 @@ class CompiledRules:
     slots: tuple[ConditionSlot, ...]
     rule_slots: tuple[tuple[int, tuple[int, ...]], ...]  # per rule: condition slot, unless slots
     computed: tuple[p.Node, ...]  # arithmetic in tests; its values follow the slots' in explain's list
+    values: ValuesFn | None  # computed decision values of the effective rules (None: no such outcome)
+    values_case: ValuesFn | None  # the same, reading a trusted nested case
     derived_names: tuple[str, ...]
     source: str  # the generated Python, for debugging (`policy compile --show`)
 
@@ -519,6 +522,27 @@ def _condition_children(node: p.Node) -> tuple[p.Node, ...]:
     return ()
 
 
+def _values_source(emitter: _Emitter, name: str) -> list[str] | None:
+    """Computed decision values (`decide d = a / b * 100`) for the rules that took effect.
+
+    Precedence depends only on which rules fired, so it stays cached; the values that
+    depend on the case are computed after it, here, only for effective rules (`e`).
+    """
+    program = emitter.program
+    body: list[str] = []
+    nodes: list[p.Node] = []
+    for i, rule in enumerate(program.rules):
+        for k, outcome in enumerate(rule.outcomes):
+            if outcome.computed is not None:
+                body += [f"    if {i} in e:", f"        out[({i}, {k})] = {emitter.expr(outcome.computed)}"]
+                nodes.append(outcome.computed)
+    if not body:
+        return None
+    derived = emitter.derived_lines({n for node in nodes for n in _derived_reads(node)})
+    head = [f"def {name}(f, t, e):", emitter.tables_line(), *emitter.prologue(), *derived, "    out = {}"]
+    return [line for line in head if line] + body + ["    return out"]
+
+
 def compile_program(program: p.Program) -> CompiledRules:
     """Generate, compile and return the decide and explain functions of a program."""
     decide_lines, decide_namespace = _decide_source(_Emitter(program))
@@ -538,10 +562,20 @@ def compile_program(program: p.Program) -> CompiledRules:
     explain_lines = [line for line in explain_head if line] + explain_body + _key_lines(rule_slots)
     explain_lines.append(f"    return v, [{derived_values}], key")
 
+    values_emitter, values_case_emitter = _Emitter(program), _Emitter(program, nested=True)
+    values_lines = _values_source(values_emitter, "values")
+    values_case_lines = _values_source(values_case_emitter, "values_case")
+    values = _build(values_lines, values_emitter.namespace, "values") if values_lines else None
+    values_case = (
+        _build(values_case_lines, values_case_emitter.namespace, "values_case") if values_case_lines else None
+    )
+
     decide = _build(decide_lines, decide_namespace, "decide")
     decide_case = _build(case_lines, case_namespace, "decide_case")
     explain = _build(explain_lines, explain_emitter.namespace, "explain")
     source = "\n".join(decide_lines) + "\n\n" + "\n".join(explain_lines) + "\n"
+    if values_lines:
+        source += "\n" + "\n".join(values_lines) + "\n"
     return CompiledRules(
         decide=decide,
         decide_case=decide_case,
@@ -550,6 +584,8 @@ def compile_program(program: p.Program) -> CompiledRules:
         slots=tuple(slots),
         rule_slots=tuple(rule_slots),
         computed=tuple(computed),
+        values=values,
+        values_case=values_case,
         derived_names=tuple(program.derived),
         source=source,
     )

@@ -34,7 +34,15 @@ from engine import syntax as s
 from engine.cases import CaseFile, describe
 from engine.changes import Aspect, aligned, derived_differs, derived_matches, rule_aspects, rule_matches
 from engine.errors import CaseError, UsageError, VersionError
-from engine.models import ConditionTrace, Decision, OutcomeItem, RuleRef, RuleStatus, RuleTrace
+from engine.models import (
+    ConditionTrace,
+    Decision,
+    OutcomeItem,
+    RuleRef,
+    RuleStatus,
+    RuleTrace,
+    to_json_value,
+)
 from engine.registry import VersionEntry, read_versions, select_version
 from engine.render import format_value, new_environment
 
@@ -582,7 +590,7 @@ def diff_decisions(case: CaseFile, before: Decision, after: Decision) -> CaseDif
 
 def outcome_summary(decision: Decision) -> OutcomeSummary:
     return OutcomeSummary(
-        decisions={k: v.value if v.value is not None else CONFLICT for k, v in decision.decisions.items()},
+        decisions={k: _shown(v.value) for k, v in decision.decisions.items()},
         obligations=decision.obligation_names,
         recommendations=decision.recommendation_names,
         fired=decision.fired,
@@ -595,8 +603,8 @@ def outcome_changes(before: Decision, after: Decision) -> list[OutcomeChange]:
     changes = []
     for name in _union(list(before.decisions), list(after.decisions)):
         old, new = before.decisions.get(name), after.decisions.get(name)
-        old_value = None if old is None else (old.value or CONFLICT)
-        new_value = None if new is None else (new.value or CONFLICT)
+        old_value = None if old is None else _shown(old.value)
+        new_value = None if new is None else _shown(new.value)
         if old_value != new_value:
             changes.append(
                 OutcomeChange(
@@ -632,6 +640,15 @@ def outcome_changes(before: Decision, after: Decision) -> list[OutcomeChange]:
                 )
             )
     return changes
+
+
+def _shown(value: Any) -> str:
+    """A decision value as the diff shows it: as written in a policy (`true`, `25.00`), or a conflict."""
+    if value is None:
+        return CONFLICT
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(to_json_value(value))
 
 
 def transition_key(kind: OutcomeKind, name: str, before: str | None, after: str | None) -> str:
@@ -856,7 +873,7 @@ def _rule_text(decl: s.RuleDecl | None) -> RuleText | None:
 
 def _outcome_source(outcome: s.Outcome) -> str:
     if isinstance(outcome, s.Decide):
-        return f"decide {outcome.decision.name} = {outcome.value.name}"
+        return f"decide {outcome.decision.name} = {s.unparse(outcome.value)}"
     word = "require" if isinstance(outcome, s.Require) else "recommend"
     return f"{word} {outcome.name.name}"
 

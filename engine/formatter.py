@@ -348,10 +348,9 @@ class _Printer:
         return [_Line(head, define.span.line), *body]
 
     def _DecisionDecl(self, decision: s.DecisionDecl, block: _Block) -> list[_Line]:
-        default = f" default {decision.default.name}" if decision.default is not None else ""
+        default = f" default {s.unparse(decision.default)}" if decision.default is not None else ""
         text = (
-            f"decision {decision.name.name}: {decision.type_name.name}{default} "
-            f"{_quote(decision.description)}"
+            f"decision {decision.name.name}: {_type(decision.type)}{default} {_quote(decision.description)}"
         )
         return [_Line(text, decision.span.line)]
 
@@ -462,7 +461,7 @@ def _type(type_expr: s.TypeExpr) -> str:
 
 def _outcome(outcome: s.Outcome) -> str:
     if isinstance(outcome, s.Decide):
-        return f"decide {outcome.decision.name} = {outcome.value.name}"
+        return f"decide {outcome.decision.name} = {s.unparse(outcome.value)}"
     if isinstance(outcome, s.Require):
         return f"require {outcome.name.name}"
     return f"recommend {outcome.name.name}"

@@ -21,11 +21,11 @@ from typing import Any, Literal
 from engine import api
 from engine.cases import describe, read_case_file
 from engine.errors import CaseError, Diagnostic, PolicyError, Span, UsageError, render_all
-from engine.models import Decision, RuleTrace
+from engine.models import Decision, RuleTrace, to_json_value
 from engine.render import condition_lines, format_value
 
 #: Keys of an `[[expect]]` table that are not decisions.
-RESERVED = ("case", "version", "obligations", "recommendations", "why", "input")
+RESERVED = ("case", "version", "at", "obligations", "recommendations", "why", "input")
 
 Status = Literal["pass", "fail", "error"]
 
@@ -41,18 +41,22 @@ class Expectation:
     policy: str
     case: str
     version: str
-    decisions: dict[str, str]
+    decisions: dict[str, str | bool]  # numbers as exact strings ("25.00"), dates ISO
     obligations: tuple[str, ...] | None
     recommendations: tuple[str, ...] | None
     why: str
     source: Path
     line: int
+    at: datetime.date | None = (
+        None  # the evaluation date (`at = 2021-06-01`); else the version's effective date
+    )
     facts: dict[str, Any] | None = None  # the case written inline (`[expect.input]`), else read from its file
 
     @property
     def id(self) -> str:
-        """`policy/case@version`: the test id, unique across the intent files."""
-        return f"{self.policy}/{self.case}@{self.version}"
+        """`policy/case@version` (`...@version:DATE` with `at`): the test id, unique across the files."""
+        when = f":{self.at.isoformat()}" if self.at is not None else ""
+        return f"{self.policy}/{self.case}@{self.version}{when}"
 
     @property
     def location(self) -> str:
@@ -152,6 +156,9 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             problems.append(_problem(path, line, f"`{key}` must be a list of names"))
         lists[key] = tuple(value) if isinstance(value, list) else None
+    at = table.get("at")
+    if at is not None and (not isinstance(at, datetime.date) or isinstance(at, datetime.datetime)):
+        problems.append(_problem(path, line, "`at` must be a date", "write a TOML date: `at = 2021-06-01`"))
     facts = table.get("input")
     if facts is not None and not isinstance(facts, dict):
         problems.append(
@@ -161,8 +168,15 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
         )
     decisions = {k: v for k, v in table.items() if k not in RESERVED}
     for key, value in decisions.items():
-        if not isinstance(value, str):
-            problems.append(_problem(path, line, f"the expected value of decision `{key}` must be a string"))
+        if not isinstance(value, str | bool):
+            problems.append(
+                _problem(
+                    path,
+                    line,
+                    f"the expected value of decision `{key}` must be a string or a boolean",
+                    'write numbers as exact decimal strings ("25.00") and dates as "YYYY-MM-DD"',
+                )
+            )
     if len(problems) > before:
         return None
     return Expectation(
@@ -175,6 +189,7 @@ def _expectation(path: Path, line: int, table: Any, problems: list[Diagnostic]) 
         why=str(table.get("why", "")),
         source=path,
         line=line,
+        at=at,
         facts=_json_facts(facts) if isinstance(facts, dict) else None,
     )
 
@@ -220,7 +235,7 @@ class Runner:
         if isinstance(case, str):
             return Result(expectation, "error", error=case)
         try:
-            decision = policy.evaluate(case, trace=True)
+            decision = policy.evaluate(case, trace=True, at=expectation.at)
         except CaseError as exc:
             problems = "; ".join(describe(d) for d in exc.case_diagnostics)
             return Result(expectation, "error", error=f"the case does not fit the policy's facts: {problems}")
@@ -271,7 +286,11 @@ def compare(expectation: Expectation, decision: Decision) -> list[Mismatch]:
     """Every outcome that differs from the expectation (lists compare exactly, order included)."""
     found = []
     for name, expected in expectation.decisions.items():
-        actual = decision.decisions[name].value if name in decision.decisions else "(no such decision)"
+        actual = (
+            to_json_value(decision.decisions[name].value)
+            if name in decision.decisions
+            else "(no such decision)"
+        )
         if actual != expected:
             found.append(Mismatch(name, expected, actual))
     if expectation.obligations is not None and tuple(decision.obligation_names) != expectation.obligations:
@@ -296,15 +315,14 @@ def relevant_rules(
     for rule in policy.compiled.program.rules:
         took_effect = rule.id in traces and traces[rule.id].status == "fired"
         for outcome in rule.outcomes:
-            reason = _relevance(outcome.kind, outcome.name, outcome.value, mismatches, took_effect)
+            value = outcome.text if outcome.value is None else to_json_value(outcome.value)
+            reason = _relevance(outcome.kind, outcome.name, value, mismatches, took_effect)
             if reason is not None:
                 reasons.setdefault(rule.id, []).append(reason)
     return [(traces[rule_id], "; ".join(why)) for rule_id, why in reasons.items() if rule_id in traces]
 
 
-def _relevance(
-    kind: str, name: str, value: str | None, mismatches: list[Mismatch], took_effect: bool
-) -> str | None:
+def _relevance(kind: str, name: str, value: Any, mismatches: list[Mismatch], took_effect: bool) -> str | None:
     """Why a rule's outcome matters to a mismatch: it gave the wrong outcome, or would give the right one."""
     shown = f"{kind} {name}" + (f" = {value}" if kind == "decide" else "")
     for mismatch in mismatches:

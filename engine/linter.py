@@ -356,7 +356,7 @@ def _uses(program: p.Program) -> _Uses:
         for node in (rule.condition, *rule.unless):
             todo += _references(program, node)
         for outcome in rule.outcomes:
-            if outcome.kind == "decide" and outcome.value is not None:
+            if outcome.kind == "decide" and isinstance(outcome.value, str):
                 uses.produced.setdefault(outcome.name, set()).add(outcome.value)
             else:
                 uses.live.add((outcome.kind, outcome.name))
@@ -530,12 +530,15 @@ def _decision_values(
         if not isinstance(item, s.DecisionDecl):
             continue
         name = item.name.name
-        enum = next((u.enums.get(item.type_name.name) for u in users if item.type_name.name in u.enums), None)
+        type_name = item.type.name
+        enum = next(
+            (u.enums.get(type_name) for u in users if type_name in u.enums and not item.type.is_set), None
+        )
         if enum is None:
             continue
         produced = set().union(*(u.produced.get(name, set()) for u in uses))
-        if item.default is not None:
-            produced.add(item.default.name)
+        if isinstance(item.default, s.Ref):
+            produced.add(item.default.dotted)
         for value in enum:
             if value not in produced:
                 found.append(
@@ -545,7 +548,7 @@ def _decision_values(
                         "and it is not the default",
                         item.name.span,
                         f"add the rule that should `decide {name} = {value}`, or drop `{value}` from "
-                        f"`{item.type_name.name}`",
+                        f"`{item.type.name}`",
                     )
                 )
     return found

@@ -30,6 +30,9 @@ from engine.numbers import as_decimal_text
 
 TRACE_VERSION = 1
 
+#: What a decision can be: an enumeration value (str), a boolean, an exact number, a date.
+OutputValue = bool | str | Decimal | date
+
 RuleStatus = Literal["fired", "not_fired", "overridden", "unknown"]
 ConditionKind = Literal["and", "or", "not", "test"]
 
@@ -51,11 +54,12 @@ class DecisionValue(_Model):
 
     `default` is true when no rule decided and the declared default applies; `value` is
     null when rules conflict (see `Decision.conflicts`). `undetermined_by` lists rules that
-    could have decided it but hang on a missing optional fact: the value may change once
-    that fact is known.
+    could have decided it but hang on a missing optional fact (or computed no value): the
+    value may change once that fact is known. An enumeration value is a string, a boolean a
+    JSON boolean, a number an exact decimal string (`"25.00"`), a date `"YYYY-MM-DD"`.
     """
 
-    value: str | None
+    value: OutputValue | None
     default: bool = False
     rules: list[RuleRef] = Field(default_factory=list)
     undetermined_by: list[RuleRef] = Field(default_factory=list)
@@ -72,7 +76,7 @@ class OutcomeItem(_Model):
 
 class ConflictClaim(_Model):
     rule: str
-    value: str
+    value: OutputValue
     citations: list[str] = Field(default_factory=list)
 
 
@@ -140,7 +144,7 @@ class Decision(_Model):
     unknown: list[str] = Field(default_factory=list)
     trace: Trace | None = None
 
-    def value(self, decision: str) -> str | None:
+    def value(self, decision: str) -> OutputValue | None:
         """Shortcut: the value of one decision."""
         return self.decisions[decision].value
 

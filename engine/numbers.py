@@ -52,6 +52,10 @@ _EXACT = decimal.Context(
 )
 
 
+#: Division in decimals, trapping any rounding: an inexact quotient falls back to a rational.
+_DIVIDE = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+
+
 def add(a: Number | None, b: Number | None) -> Number | None:
     """`a + b`, exact."""
     if a is None or b is None:
@@ -79,10 +83,16 @@ def multiply(a: Number | None, b: Number | None) -> Number | None:
     return _EXACT.multiply(a, b)
 
 
-def divide(a: Number | None, b: Number | None) -> Fraction | None:
-    """`a / b` as an exact rational; division by zero has no value (unknown), as in FEEL."""
+def divide(a: Number | None, b: Number | None) -> Decimal | Fraction | None:
+    """`a / b`, exact: a decimal when the quotient has one within 60 digits (2500.01 / 10000),
+    else a rational (1/3). Division by zero has no value (unknown), as in FEEL."""
     if a is None or b is None or b == 0:
         return None
+    if not isinstance(a, Fraction) and not isinstance(b, Fraction):
+        try:
+            return _DIVIDE.divide(a, b)
+        except decimal.Inexact:
+            pass
     return Fraction(a) / Fraction(b)
 
 

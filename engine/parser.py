@@ -123,6 +123,7 @@ _TOKEN_WORDS = {
     "STRING": "a string in double quotes",
     "DATE": "a date (YYYY-MM-DD)",
     "NUMBER": "a number",
+    "PERCENT": "a percentage",
     "OPTIONAL": "`optional`",
     "$END": "the end of the file",
 }
@@ -164,7 +165,7 @@ def _describe_token(token: Token) -> str:
         return "end of file"
     if token.type == "STRING":
         return f"string {token.value}"
-    if token.type in ("NAME", "DATE", "NUMBER"):
+    if token.type in ("NAME", "DATE", "NUMBER", "PERCENT"):
         return f"{_TOKEN_WORDS[token.type].split(' (')[0].removeprefix('a ')} `{token.value}`"
     return f"`{token.value}`"
 
@@ -441,6 +442,9 @@ class _Builder(Transformer[Token, Any]):
     def default_set(self, meta: Any, c: list[Any]) -> s.SetLiteral:
         return s.SetLiteral(tuple(x for x in c if x is not None), span=self._span(meta))
 
+    def default_set_item(self, c: list[Token]) -> s.Ref | s.Literal:
+        return self.default_item(c)
+
     def default_item(self, c: list[Token]) -> s.Ref | s.Literal:
         """One constant of a default, built exactly as the same token in a condition would be."""
         token = c[0]
@@ -478,14 +482,15 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def decision_decl(self, meta: Any, c: list[Any]) -> s.DecisionDecl:
-        name, type_name, *rest = c
+        name, type_expr, *rest = c
         default = rest[0] if len(rest) == 2 else None
         return s.DecisionDecl(
-            self._ident(name), self._ident(type_name), default, _unquote(rest[-1]), span=self._span(meta)
+            self._ident(name), type_expr, default, _unquote(rest[-1]), span=self._span(meta)
         )
 
-    def default_clause(self, c: list[Token]) -> s.Ident:
-        return self._ident(c[0])
+    def default_clause(self, c: list[Any]) -> s.Ref | s.Literal | s.SetLiteral:
+        value: s.Ref | s.Literal | s.SetLiteral = c[0]
+        return value
 
     @v_args(meta=True)
     def obligation_decl(self, meta: Any, c: list[Any]) -> s.ObligationDecl:
@@ -545,8 +550,8 @@ class _Builder(Transformer[Token, Any]):
         return _Unless(c[0])
 
     @v_args(meta=True)
-    def decide(self, meta: Any, c: list[Token]) -> s.Decide:
-        return s.Decide(self._ident(c[0]), self._ident(c[1]), span=self._span(meta))
+    def decide(self, meta: Any, c: list[Any]) -> s.Decide:
+        return s.Decide(self._ident(c[0]), c[1], span=self._span(meta))
 
     @v_args(meta=True)
     def require(self, meta: Any, c: list[Any]) -> s.Require:

@@ -252,7 +252,7 @@ def cell(text: str | None) -> str:
 def outcome_source(outcome: s.Outcome) -> str:
     """An outcome as it is written in a policy."""
     if isinstance(outcome, s.Decide):
-        return f"decide {outcome.decision.name} = {outcome.value.name}"
+        return f"decide {outcome.decision.name} = {s.unparse(outcome.value)}"
     word = "require" if isinstance(outcome, s.Require) else "recommend"
     return f"{word} {outcome.name.name}"
 
@@ -268,7 +268,8 @@ def rule_source(decl: s.RuleDecl) -> list[str]:
 def outcome_words(program: p.Program, outcome: p.OutcomeInfo) -> str:
     """One outcome in plain words, with the declared meaning of obligations and recommendations."""
     if outcome.kind == "decide":
-        return f"decides `{outcome.name}` = `{outcome.value}`"
+        shown = outcome.text if outcome.text is not None else outcome.value
+        return f"decides `{outcome.name}` = `{shown}`"
     if outcome.kind == "require":
         return f"requires *{outcome.name}*: {program.obligations.get(outcome.name, '')}"
     text, citations = program.recommendations.get(outcome.name, ("", ()))
@@ -487,7 +488,11 @@ def version_view(policy: PolicyDoc, index: int, site: Site) -> dict[str, Any]:
         "rules": [rule_view(program, r) for r in program.rules],
         "reads": reads_view(program, site),
         "decisions": [
-            {"name": d.name, "default": d.default, "description": cell(d.description)}
+            {
+                "name": d.name,
+                "default": format_value(to_json_value(d.default)),
+                "description": cell(d.description),
+            }
             for d in program.decisions.values()
             if any(o.kind == "decide" and o.name == d.name for r in program.rules for o in r.outcomes)
         ],

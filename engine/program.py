@@ -316,21 +316,34 @@ class GroupInfo:
 
 @dataclass(frozen=True, slots=True)
 class DecisionInfo:
+    """A declared decision: its type (an enumeration, boolean, number or date) and default."""
+
     name: str
-    enum: str
-    default: str
+    type: Type
+    default: Any  # a constant of `type` (an enumeration value is a str)
     description: str
     span: Span
+
+    @property
+    def enum(self) -> str:
+        """The enumeration of an enumeration-valued decision ("" for the other types)."""
+        return self.type.enum or ""
 
 
 @dataclass(frozen=True, slots=True)
 class OutcomeInfo:
-    """A resolved outcome: kind is "decide", "require" or "recommend"."""
+    """A resolved outcome: kind is "decide", "require" or "recommend".
+
+    A decision's value is a constant (`value`), or computed per case (`computed`, a node
+    evaluated after precedence, only for the rules that take effect); `text` is its source.
+    """
 
     kind: str
     name: str
-    value: str | None
+    value: Any  # a constant of the decision's type (an enum value is a str), or None
     span: Span
+    computed: Node | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,7 +241,8 @@ def replayed_values(decision: Decision, out: Output) -> str:
         value = decision.decisions.get(out.name)
         if value is None:
             return "(none)"
-        return value.value if value.value is not None else CONFLICT
+        # typed decisions (issue 12): the value itself (True, Decimal("25.00")), as the encoder keys them
+        return value.value if value.value is not None else CONFLICT  # type: ignore[return-value]
     names = decision.obligation_names if out.kind == "obligation" else decision.recommendation_names
     return "yes" if out.name in names else "no"
 

@@ -12,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from engine import escape
-from engine.models import ConditionTrace, Decision, RuleTrace
+from engine.models import ConditionTrace, Decision, RuleTrace, to_json_value
 
 if TYPE_CHECKING:  # jinja2 is imported on first render: `import engine` + evaluate never pays for it
     from jinja2 import Environment
@@ -187,7 +187,8 @@ def view(decision: Decision, explain: bool) -> dict[str, Any]:
     outcomes = []
     for name, value in decision.decisions.items():
         ids = [r.rule for r in value.rules]
-        label = f"{name} = {value.value}" if value.value is not None else f"{name} = (conflict)"
+        shown = format_value(to_json_value(value.value))
+        label = f"{name} = {shown}" if value.value is not None else f"{name} = (conflict)"
         outcomes.append(
             {
                 "label": label,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -39,6 +40,9 @@ from engine.models import (
     to_json_value,
 )
 
+Claim = tuple[int, Any, int | None]  # (rule index, constant value, outcome index if computed)
+OpenDecision = tuple[tuple[Claim, ...], tuple[int, ...]]
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -52,6 +56,10 @@ class Resolution:
     recommendations: tuple[OutcomeItem, ...]
     conflicts: tuple[Conflict, ...]
     fired_ids: tuple[str, ...]
+    #: Decisions an effective rule computes from the case (`decide d = a / b`): their claims
+    #: (rule, constant value or None, outcome index when computed) and undetermined rules.
+    #: Settled per case by `CompiledPolicy._settle`; empty for policies of constant outcomes.
+    open: dict[str, OpenDecision] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,10 @@ class CompiledPolicy:
             raw = self.explain_raw(facts, at=when)
             return self._decision(raw.resolution, when, self.trace_of(raw))
         key = (tuple(self.rules.decide(facts, tables)), when)
+        if self.rules.values is not None:
+            resolution = self.resolve(key[0])
+            if resolution.open:  # values computed from this case: not cacheable by fired rules
+                return self._decision(self._settle(resolution, facts, tables), when, None)
         cached = self._decisions_cache.get(key)
         if cached is None:  # an untraced decision depends only on the fired rules and the date
             cached = self._decision(self.resolve(key[0]), when, None)
@@ -193,7 +205,8 @@ class CompiledPolicy:
                     )
                 ]
             ) from None
-        return self._resolutions.get(key) or self.resolve(key)
+        resolution = self._resolutions.get(key) or self.resolve(key)
+        return self._settle(resolution, case, tables, nested=True) if resolution.open else resolution
 
     def explain_trusted(self, case: Mapping[str, Any], at: date | None = None) -> RawTrace:
         """The raw trace of a trusted case (see `decide_trusted` for what trusted means)."""
@@ -215,8 +228,11 @@ class CompiledPolicy:
         traces pay for the models only for those.
         """
         when = at or self.info.effective or date.today()
-        values, derived, key = self.rules.explain(facts, self.tables_at(when))
+        tables = self.tables_at(when)
+        values, derived, key = self.rules.explain(facts, tables)
         resolution = self.resolve(tuple(key))
+        if resolution.open:
+            resolution = self._settle(resolution, facts, tables)
         return RawTrace(resolution, values, derived, facts, when)
 
     def trace_of(self, raw: RawTrace) -> Trace:
@@ -286,7 +302,7 @@ class CompiledPolicy:
                 effective.add(i)
         ordered = tuple(sorted(effective))
         unknown = tuple(i for i in unknown if not any(o in effective for o in self._overriders[i]))
-        decisions, conflicts = self._decisions(ordered, unknown)
+        decisions, conflicts, open_ = self._decisions(ordered, unknown)
         return Resolution(
             effective=ordered,
             unknown=unknown,
@@ -296,42 +312,91 @@ class CompiledPolicy:
             recommendations=self._accumulate(ordered, "recommend"),
             conflicts=conflicts,
             fired_ids=tuple(self.program.rules[i].id for i in ordered),
+            open=open_,
         )
 
     def _decisions(
         self, effective: tuple[int, ...], unknown: tuple[int, ...]
-    ) -> tuple[dict[str, DecisionValue], tuple[Conflict, ...]]:
-        claims: dict[str, list[tuple[int, str]]] = {name: [] for name in self.program.decisions}
+    ) -> tuple[dict[str, DecisionValue], tuple[Conflict, ...], dict[str, OpenDecision]]:
+        """Combine the effective rules' claims per decision; decisions with a computed claim stay open."""
+        claims: dict[str, list[Claim]] = {name: [] for name in self.program.decisions}
         for i in effective:
-            for outcome in self.program.rules[i].outcomes:
-                if outcome.kind == "decide" and outcome.value is not None:
-                    claims[outcome.name].append((i, outcome.value))
+            for k, outcome in enumerate(self.program.rules[i].outcomes):
+                if outcome.kind == "decide":
+                    claims[outcome.name].append((i, outcome.value, None if outcome.computed is None else k))
         decisions: dict[str, DecisionValue] = {}
         conflicts: list[Conflict] = []
-        for name, info in self.program.decisions.items():
-            values = {v for _, v in claims[name]}
-            pending = [self._rule_refs[i] for i in unknown if self._decides(i, name)]
-            rules = [self._rule_refs[i] for i, _ in claims[name]]
-            if not values:
-                decisions[name] = _value(info.default, [], pending, default=True)
-            elif len(values) == 1:
-                decisions[name] = _value(values.pop(), rules, pending)
-            else:
-                decisions[name] = _value(None, rules, pending)
-                conflicts.append(
-                    Conflict.model_construct(
-                        decision=name,
-                        claims=frozen_list(
-                            ConflictClaim.model_construct(
-                                rule=self.program.rules[i].id,
-                                value=v,
-                                citations=frozen_list(self.program.rules[i].citations),
-                            )
-                            for i, v in claims[name]
-                        ),
-                    )
+        open_: dict[str, OpenDecision] = {}
+        for name in self.program.decisions:
+            pending = tuple(i for i in unknown if self._decides(i, name))
+            if any(k is not None for _, _, k in claims[name]):  # settled per case (`_settle`)
+                open_[name] = (tuple(claims[name]), pending)
+                decisions[name] = DecisionValue.model_construct(
+                    value=None,
+                    rules=frozen_list(self._rule_refs[i] for i, _, _ in claims[name]),
+                    undetermined_by=frozen_list(),
                 )
-        return decisions, tuple(conflicts)
+                continue
+            value, conflict = self._combine(name, [(i, v) for i, v, _ in claims[name]], pending)
+            decisions[name] = value
+            if conflict is not None:
+                conflicts.append(conflict)
+        return decisions, tuple(conflicts), open_
+
+    def _combine(
+        self, name: str, claims: list[tuple[int, Any]], pending: tuple[int, ...]
+    ) -> tuple[DecisionValue, Conflict | None]:
+        """One decision's value from its claims: none (the default), one value, or a conflict."""
+        info = self.program.decisions[name]
+        undetermined = [self._rule_refs[i] for i in pending]
+        values = {v for _, v in claims}
+        rules = [self._rule_refs[i] for i, _ in claims]
+        if not values:
+            return _value(info.default, [], undetermined, default=True), None
+        if len(values) == 1:
+            return _value(values.pop(), rules, undetermined), None
+        conflict = Conflict.model_construct(
+            decision=name,
+            claims=frozen_list(
+                ConflictClaim.model_construct(
+                    rule=self.program.rules[i].id,
+                    value=v,
+                    citations=frozen_list(self.program.rules[i].citations),
+                )
+                for i, v in claims
+            ),
+        )
+        return _value(None, rules, undetermined), conflict
+
+    def _settle(self, res: Resolution, facts: Any, tables: Tables, nested: bool = False) -> Resolution:
+        """Fill in the decisions whose value the effective rules compute from this case.
+
+        A computed value that is unknown (a division by zero, a missing fact) leaves its rule
+        undetermined for that decision, as a rule that could not be evaluated does.
+        """
+        if not res.open:
+            return res
+        compute = self.rules.values_case if nested else self.rules.values
+        assert compute is not None
+        computed = compute(facts, tables, frozenset(res.effective))
+        decisions = dict(res.decisions)
+        conflicts = [c for c in res.conflicts if c.decision not in res.open]
+        for name, (claims, pending) in res.open.items():
+            concrete: list[tuple[int, Any]] = []
+            late = list(pending)
+            for i, value, k in claims:
+                if k is not None:
+                    value = computed.get((i, k))
+                    if value is None:
+                        late.append(i)
+                        continue
+                concrete.append((i, value))
+            decisions[name], conflict = self._combine(name, concrete, tuple(sorted(late)))
+            if conflict is not None:
+                conflicts.append(conflict)
+        order = {name: n for n, name in enumerate(self.program.decisions)}
+        conflicts.sort(key=lambda c: order[c.decision])
+        return replace(res, decisions=frozen_dict(decisions), conflicts=tuple(conflicts), open={})
 
     def _decides(self, index: int, decision: str) -> bool:
         return any(o.kind == "decide" and o.name == decision for o in self.program.rules[index].outcomes)
@@ -456,7 +521,7 @@ class CompiledPolicy:
 
     def _condition_trace(self, index: int, values: list[Any], known: dict[str, Any]) -> ConditionTrace:
         slot = self.rules.slots[index]
-        computed = {text: to_json_value(values[i]) for text, i in self._slot_computed[index]}
+        computed = {text: _computed_json(values[i]) for text, i in self._slot_computed[index]}
         return ConditionTrace.model_construct(
             condition=self._slot_text[index],
             kind=self._slot_kind[index],
@@ -492,8 +557,17 @@ _KIND: dict[type, ConditionKind] = {p.AndNode: "and", p.OrNode: "or", p.NotNode:
 
 def _outcome_text(outcome: p.OutcomeInfo) -> str:
     if outcome.kind == "decide":
-        return f"decide {outcome.name} = {outcome.value}"
+        return f"decide {outcome.name} = {outcome.text if outcome.text is not None else outcome.value}"
     return f"{outcome.kind} {outcome.name}"
+
+
+def _computed_json(value: Any) -> Any:
+    """A computed number as JSON text without the trailing zeros exact division leaves (25.000100)."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return to_json_value(value)
 
 
 def _table_snapshot(table: p.TableInfo, when: date) -> dict[Any, Any]:

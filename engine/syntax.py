@@ -260,11 +260,18 @@ class DefineDecl:
 
 @dataclass(frozen=True, slots=True)
 class DecisionDecl:
+    """`decision NAME: TYPE default VALUE "description"`: an enumeration, boolean, number or date."""
+
     name: Ident
-    type_name: Ident
-    default: Ident | None
+    type: TypeExpr
+    default: Ref | Literal | SetLiteral | None
     description: str
     span: Span = _span()
+
+    @property
+    def type_name(self) -> Ident:
+        """The type's name as written (`Review`, `boolean`), where the type is."""
+        return Ident(self.type.name, span=self.type.span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +291,10 @@ class RecommendationDecl:
 
 @dataclass(frozen=True, slots=True)
 class Decide:
-    """`decide DECISION = VALUE`."""
+    """`decide DECISION = VALUE`: an enumeration value, a constant, or an expression (`a / b * 100`)."""
 
     decision: Ident
-    value: Ident
+    value: Expr
     span: Span = _span()
 
 

@@ -121,7 +121,7 @@ CASES: dict[str, Expect] = {
         "unknown-type",
         'decision d: Nope default x "d"\n',
         "decision `d` has unknown type `Nope`",
-        "a decision's type is an enumeration",
+        "a decision's type is an enumeration, boolean, number, date or string",
         7,
         "Nope",
     ),

@@ -142,3 +142,18 @@ def test_lint_flags_an_unguarded_optional_read_and_not_a_guarded_or_defaulted_on
 def test_defaults_are_in_the_policy_api_dates_too(policy: engine.Policy) -> None:
     decision = policy.evaluate({"reasons": ["CC"], "shipped": "2021-07-01"}, at=date(2021, 7, 1))
     assert decision.obligation_names == ["screening"]
+
+
+def test_a_table_entry_that_ends_before_it_starts_is_a_bad_date_range(tmp_path: Path) -> None:
+    """Issue 12, part 9: such an entry is never in force, so check says so, located at the table."""
+    (tmp_path / "t.json").write_text(
+        '{"entries": [{"key": "a", "value": true, "effective": "2021-06-01", "ends": "2021-05-31"}]}',
+        encoding="utf-8",
+    )
+    text = HEADER + 'table flags: Kind -> boolean "flags" from "t.json"\n'
+    path = tmp_path / "t.policy"
+    path.write_text(text, encoding="utf-8")
+    result = engine.api.check([path])[0]
+    (problem,) = result.diagnostics
+    assert (problem.code, problem.line) == ("bad-date-range", 9)
+    assert "ends 2021-05-31, before it takes effect on 2021-06-01" in problem.message

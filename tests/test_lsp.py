@@ -193,7 +193,7 @@ async def test_hover_on_fact_rule_and_derived(client: LanguageClient, project: P
     )
     assert hover is not None
     text = hover.contents.value
-    assert "fact hr_abuse_risk: boolean" in text and "export-controls.vocab:56" in text
+    assert "fact hr_abuse_risk: boolean" in text and "export-controls.vocab:45" in text
 
     rule = await client.text_document_hover_async(
         t.HoverParams(
@@ -206,15 +206,15 @@ async def test_hover_on_fact_rule_and_derived(client: LanguageClient, project: P
     assert "**Overridden by** `cc-civil-disorder`" in value
 
     vocab_text = (project / VOCAB).read_text(encoding="utf-8")
-    assert "define destination_groups" in vocab_text
+    assert "define destination_cc_columns" in vocab_text
     derived = await client.text_document_hover_async(
         t.HoverParams(
             t.TextDocumentIdentifier(uri(project, VOCAB)),
-            position_of(project, VOCAB, "define destination_groups", len("define ")),
+            position_of(project, VOCAB, "define destination_cc_columns", len("define ")),
         )
     )
     assert (
-        "Reads `country_groups`" in derived.contents.value
+        "Reads `cc_columns`" in derived.contents.value
         and "| key | value | in force |" in derived.contents.value
     )
 
@@ -257,7 +257,7 @@ async def test_definition_and_rename_across_files(client: LanguageClient, projec
         t.DefinitionParams(t.TextDocumentIdentifier(document), where)
     )
     assert isinstance(definition, t.Location) and definition.uri == uri(project, VOCAB)
-    assert definition.range.start.line == 55  # `fact hr_abuse_risk` is on line 56
+    assert definition.range.start.line == 44  # `fact hr_abuse_risk` is on line 45
 
     refs = await client.text_document_references_async(
         t.ReferenceParams(

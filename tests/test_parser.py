@@ -272,13 +272,29 @@ DECLARATIONS: list[tuple[str, s.Item]] = [
     (
         'decision license_review: Review default not_applicable "how it is reviewed"',
         s.DecisionDecl(
-            s.Ident("license_review"), s.Ident("Review"), s.Ident("not_applicable"), "how it is reviewed"
+            s.Ident("license_review"), s.TypeExpr("Review"), s.Ref(("not_applicable",)), "how it is reviewed"
+        ),
+    ),
+    (
+        'decision subject_to_ear: boolean default false "typed"',
+        s.DecisionDecl(s.Ident("subject_to_ear"), s.TypeExpr("boolean"), s.Literal(False), "typed"),
+    ),
+    (
+        'decision percent: number scale 2 rounding half_up default 0 "scaled"',
+        s.DecisionDecl(
+            s.Ident("percent"),
+            s.TypeExpr("number", scale=2, rounding=s.Ident("half_up")),
+            s.Literal(Decimal(0)),
+            "scaled",
         ),
     ),
     (
         'decision license_review: Review "no default: the checker says missing-default"',
         s.DecisionDecl(
-            s.Ident("license_review"), s.Ident("Review"), None, "no default: the checker says missing-default"
+            s.Ident("license_review"),
+            s.TypeExpr("Review"),
+            None,
+            "no default: the checker says missing-default",
         ),
     ),
     (
@@ -326,7 +342,7 @@ def test_rule_with_every_part() -> None:
             s.Compare("=", ref("destination"), ref("US")),
         ),
         outcomes=(
-            s.Decide(s.Ident("license_review"), s.Ident("not_favorable")),
+            s.Decide(s.Ident("license_review"), s.Ref(("not_favorable",))),
             s.Require(words("human-rights review")),
             s.Recommend(words("review-product-capabilities")),
         ),

@@ -324,7 +324,8 @@ def test_default_regions_are_notes_with_conditions() -> None:
 def test_check_deep_cli(in_root: Path) -> None:
     clean = CliRunner().invoke(main, ["check", "--deep", "policies"])
     assert clean.exit_code == 0, clean.output
-    assert "0 error(s), 0 warning(s), 5 note(s)" in clean.output
+    # 7: ear-734.4 (issue 12) adds two decision-default-region notes for subject_to_ear
+    assert "0 error(s), 0 warning(s), 7 note(s)" in clean.output
     planted = CliRunner().invoke(main, ["check", "--deep", "fixtures/proofs/conflict.policy"])
     assert planted.exit_code == 1
     assert planted.output.count("error[conflict]") == 2

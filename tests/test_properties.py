@@ -219,6 +219,7 @@ POLICIES = [
             "surveillance.policy",
             "defaults.policy",
             "numbers.policy",
+            "outputs.policy",
         )
     ),
     *sorted(ROOT.glob("policies/*/*.policy")),

@@ -192,7 +192,7 @@ def _describe(ws: Workspace, folder: FolderIndex, decl: Declaration, path: Path)
         parts.append(item.description)
         parts += _table_rows(ws, folder, path, [decl])
     elif isinstance(item, s.DecisionDecl):
-        default = item.default.name if item.default else "(none)"
+        default = s.unparse(item.default) if item.default else "(none)"
         parts.append(_code(f"decision {item.name.name}: {item.type_name.name} default {default}"))
         parts.append(item.description)
         parts.append(

@@ -375,7 +375,7 @@ class _Resolver:
             self._set_items(item.values.items, None)
         elif isinstance(item, s.DecisionDecl):
             self._named("enum", item.type_name.name, range_of(item.type_name.span))
-            if item.default is not None:
+            if isinstance(item.default, s.Ref):
                 self._value(item.type_name.name, item.default)
         elif isinstance(item, s.RuleDecl):
             for target in item.overrides:
@@ -391,7 +391,10 @@ class _Resolver:
             self._named("decision", outcome.decision.name, range_of(outcome.decision.span))
             decision = self.visible.get(f"decision:{outcome.decision.name}")
             if decision is not None and isinstance(decision.item, s.DecisionDecl):
-                self._value(decision.item.type_name.name, outcome.value)
+                if isinstance(outcome.value, s.Ref) and len(outcome.value.path) == 1:
+                    self._value(decision.item.type_name.name, outcome.value)
+                else:  # a constant or an expression computed per case
+                    self._expr(outcome.value, None)
         elif isinstance(outcome, s.Require):
             self._named("obligation", outcome.name.name, range_of(outcome.name.span))
         else:
