@@ -236,17 +236,8 @@ class _Emitter:
         return self.facts[path]
 
     def nullable(self, node: p.Node) -> bool:
-        if isinstance(node, p.FactRead):
-            return node.optional
-        if isinstance(node, p.DerivedRead):
-            if node.name not in self._nullable:
-                self._nullable[node.name] = self.nullable(self.program.derived[node.name].node)
-            return self._nullable[node.name]
-        if isinstance(node, p.TableLookup):
-            return not node.type.is_set or self.nullable(node.key)
-        if isinstance(node, p.PresenceNode):
-            return False
-        return any(self.nullable(child) for child in p.sub_nodes(node))
+        """Whether a node can be unknown: the compiler's answer (`program.can_be_unknown`)."""
+        return p.can_be_unknown(self.program, node, self._nullable)
 
     def expr(self, node: p.Node) -> str:
         tri = self.nullable(node)

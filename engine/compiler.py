@@ -106,20 +106,8 @@ class _Emitter:
         return self.facts[path]
 
     def nullable(self, node: p.Node) -> bool:
-        """Whether a node can be unknown: it reads a missing optional fact or an absent table value."""
-        if isinstance(node, p.FactRead):
-            return node.optional
-        if isinstance(node, p.DerivedRead):
-            if node.name not in self._nullable:
-                self._nullable[node.name] = self.nullable(self.program.derived[node.name].node)
-            return self._nullable[node.name]
-        if isinstance(node, p.TableLookup):
-            return not node.type.is_set or self.nullable(node.key)
-        if isinstance(node, p.PresenceNode):
-            return False
-        if isinstance(node, p.ArithNode) and node.op == "/":
-            return True  # division by zero has no value
-        return any(self.nullable(child) for child in p.sub_nodes(node))
+        """Whether a node can be unknown (`program.can_be_unknown`, memoised per derived fact)."""
+        return p.can_be_unknown(self.program, node, self._nullable)
 
     def expr(self, node: p.Node, sub: Callable[[p.Node], str] | None = None) -> str:
         """Python source for a node; `sub` renders children (the explain path passes slot locals)."""
