@@ -284,12 +284,16 @@ def _bad_token(token: Token, expected: set[str], text: str, path: str, start: st
         line, column, width = token.line or 1, token.column or 1, max(len(str(token.value)), 1)
     span = _point(path, line, column, width)
     previous = _previous_word(text, pos)
-    contextual = _contextual_message(previous, expected) or _declaration_message(
-        _declaration_word(text), token, expected
+    if previous == "=" and token.value == "=" and token.type != "$END":  # `==`: underline both
+        span = _point(path, line, column - 1, 2)
+    contextual = (
+        _mistake_message(previous, token, expected, text[:pos])
+        or _contextual_message(previous, expected)
+        or _declaration_message(_declaration_word(text), token, expected)
     )
     if contextual:
         message, help_text = contextual
-        if token.type != "$END":
+        if token.type != "$END" and not message.startswith("`=="):
             message += f", found {_describe_token(token)}"
         return Diagnostic.at("syntax", message, span, help_text)
     if token.type != "NAME" and "NAME" in expected and re.fullmatch(r"[a-z]+", str(token.value)):
@@ -300,7 +304,40 @@ def _bad_token(token: Token, expected: set[str], text: str, path: str, start: st
             "choose another name, for example with a suffix: `" + str(token.value) + "_value`",
         )
     message = f"unexpected {_describe_token(token)}, expected {_expected_words(expected)}"
-    return Diagnostic.at("syntax", message, span, _generic_help(expected))
+    return Diagnostic.at("syntax", message, span, _keyword_help(token, expected) or _generic_help(expected))
+
+
+def _mistake_message(
+    previous: str | None, token: Token, expected: set[str], before: str
+) -> tuple[str, str | None] | None:
+    """Messages for habits from other languages and unfinished sets, keyed by the token found.
+
+    Checked before the context messages, since these say what the author meant to write."""
+    if previous == "=" and token.value == "=":
+        return "`==` is not an operator", 'equality is written with one `=`: `country = "CC"`'
+    if expected <= {"COMMA", "MORETHAN"} and "MORETHAN" in expected:
+        opened = before.rfind("<")
+        where = f" (opened at line {before.count(chr(10), 0, opened) + 1})" if opened >= 0 else ""
+        return (
+            f"expected `,` or `>`: the set{where} is not closed",
+            "close the set with `>` after its last item: `<CC, infosec>`",
+        )
+    if previous in ("any", "all") and token.type != "$END" and "LESSTHAN" in expected:
+        example = str(token.value)
+        return (
+            f"expected a set after `includes {previous}`",
+            f"after `includes {previous}` comes a set: write `includes {previous} <{example}>`,"
+            f" or `includes {example}` for one value",
+        )
+    return None
+
+
+def _keyword_help(token: Token, expected: set[str]) -> str | None:
+    """`did you mean` a keyword the parser would accept here, for a misspelt keyword (`overide`)."""
+    if token.type != "NAME":
+        return None
+    keywords = [_describe_terminal(t).strip("`") for t in expected if t not in _TOKEN_WORDS]
+    return did_you_mean(str(token.value), [k for k in keywords if re.fullmatch(r"[a-z]+", k)])
 
 
 def _generic_help(expected: set[str]) -> str | None:
