@@ -23,11 +23,17 @@ from engine.numbers import percent
 
 
 class ParseResult:
-    """The tree of a file (None when its header could not be read) and its syntax errors."""
+    """The tree of a file (None when its header could not be read) and its syntax errors.
 
-    def __init__(self, tree: s.SourceFile | None, diagnostics: list[Diagnostic]):
+    `broken` holds the names of the declarations that failed to parse (`rule a`, `fact x`...):
+    the checker says nothing about references to them, since the syntax error already did."""
+
+    def __init__(
+        self, tree: s.SourceFile | None, diagnostics: list[Diagnostic], broken: frozenset[str] = frozenset()
+    ):
         self.tree = tree
         self.diagnostics = diagnostics
+        self.broken = broken
 
 
 def parse(text: str, path: str = "<string>") -> ParseResult:
@@ -84,9 +90,23 @@ def _pieces(text: str) -> list[tuple[int, str]]:
     return [(a, text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
+_DECLARED_NAME = re.compile(r"\s*[a-z]+[ \t]+([A-Za-z_][\w.-]*(?:[ \t]+[A-Za-z_][\w-]*)*)")
+
+
+def _declared_name(piece: str) -> str | None:
+    """The name a broken declaration meant to declare (`rule a ...` -> `a`; `obligation file x ...`
+    -> `file x`), read from its text since it has no tree."""
+    match = _DECLARED_NAME.match(piece)
+    if match is None:
+        return None
+    name = " ".join(match.group(1).split())
+    return name if _declaration_word(piece) in ("obligation", "recommendation") else name.split(" ")[0]
+
+
 def _parse_in_pieces(text: str, path: str) -> ParseResult:
     """Re-parse declaration by declaration to report every syntax error in the file."""
     diagnostics: list[Diagnostic] = []
+    broken: set[str] = set()
     header: s.Header | None = None
     items: list[s.Item] = []
     for index, (offset, piece) in enumerate(_pieces(text)):
@@ -96,14 +116,16 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
             built = _Builder(path).transform(lark_parser().parse(padded, start=start))
         except UnexpectedInput as exc:
             diagnostics.append(syntax_error(exc, padded, path, start))
-            continue
         except VisitError as exc:
             diagnostics.append(_visit_error(exc, path))
-            continue
-        if start == "header":
-            header = built
         else:
-            items.append(built)
+            if start == "header":
+                header = built
+            else:
+                items.append(built)
+            continue
+        if start == "item" and (name := _declared_name(piece)):
+            broken.add(name)
     if not text.strip():  # one problem, said once (not also "unexpected end of file")
         span = Span(path, 1, 1, 1, 1)
         diagnostics = [
@@ -112,7 +134,7 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
             )
         ]
     tree = s.SourceFile(header, tuple(items), extract_comments(text, path), path) if header else None
-    return ParseResult(tree, diagnostics)
+    return ParseResult(tree, diagnostics, frozenset(broken))
 
 
 # ---------------------------------------------------------------------------
