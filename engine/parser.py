@@ -338,7 +338,8 @@ def _mistake_message(
     if previous == "=" and token.value == "=":
         return "`==` is not an operator", 'equality is written with one `=`: `country = "CC"`'
     if expected <= {"COMMA", "MORETHAN"} and "MORETHAN" in expected:
-        opened = before.rfind("<")
+        blanked = _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), before)  # a `<` in text is not one
+        opened = blanked.rfind("<")
         where = f" (opened at line {before.count(chr(10), 0, opened) + 1})" if opened >= 0 else ""
         return (
             f"expected `,` or `>`: the set{where} is not closed",

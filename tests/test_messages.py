@@ -37,6 +37,13 @@ def test_an_unclosed_set_says_where_it_opened_and_how_to_close_it() -> None:
     assert found.help == "close the set with `>` after its last item: `<CC, infosec>`"
 
 
+def test_an_unclosed_set_is_found_past_a_less_than_in_a_string_or_comment() -> None:
+    found = only_error(
+        'rule a\n  if country in <CC, infosec\n  # a comment with "<"\n  then decide review = "x"\n'
+    )
+    assert found.message.startswith("expected `,` or `>`: the set (opened at line 12) is not closed")
+
+
 def test_double_equals_is_underlined_whole_with_the_single_equals_as_help() -> None:
     found = only_error('rule a\n  if country == "CC"\n  then decide review = "x"\n')
     assert (found.line, found.column, found.end_column) == (12, 14, 16)
