@@ -42,6 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine import kleene
 from engine import program as p
 from engine.errors import UsageError
 from engine.models import to_json_value
@@ -165,30 +166,6 @@ def program_scale(program: p.Program) -> int:
 # Generated code over encoded values
 
 
-def _and3(*values: bool | None) -> bool | None:
-    if False in values:
-        return False
-    return None if None in values else True
-
-
-def _or3(*values: bool | None) -> bool | None:
-    if True in values:
-        return True
-    return None if None in values else False
-
-
-def _not3(value: bool | None) -> bool | None:
-    return None if value is None else not value
-
-
-def _cmp3(op: Callable[[Any, Any], bool], left: Any, right: Any) -> bool | None:
-    return None if left is None or right is None else op(left, right)
-
-
-def _in3(item: Any, collection: Any) -> bool | None:
-    return None if item is None or collection is None else item in collection
-
-
 def _any3(items: Any, collection: Any) -> bool | None:
     return None if items is None or collection is None else not items.isdisjoint(collection)
 
@@ -209,18 +186,6 @@ def _sub3(a: int | None, b: int | None) -> bool | None:
     return None if a is None or b is None else (a & ~b) == 0
 
 
-def _get3(table: dict[Any, Any], key: Any, default: Any) -> Any:
-    return None if key is None else table.get(key, default)
-
-
-def _status3(condition: bool | None, *unless: bool | None) -> bool | None:
-    if condition is False or True in unless:
-        return False
-    if condition is True and all(u is False for u in unless):
-        return True
-    return None
-
-
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -232,18 +197,13 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 _PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 _RUNTIME: dict[str, Any] = {
-    "_and3": _and3,
-    "_or3": _or3,
-    "_not3": _not3,
-    "_cmp3": _cmp3,
-    "_in3": _in3,
+    **kleene.NAMESPACE,
+    # encoded sets are already Python sets: the same meaning as kleene.any3/all3, without the copy
     "_any3": _any3,
     "_all3": _all3,
     "_bit3": _bit3,
     "_meet3": _meet3,
     "_sub3": _sub3,
-    "_get3": _get3,
-    "_status3": _status3,
     "_EMPTY": frozenset(),
     "_zip": zip,
     "_len": len,
@@ -276,17 +236,8 @@ class _Emitter:
         return self.facts[path]
 
     def nullable(self, node: p.Node) -> bool:
-        if isinstance(node, p.FactRead):
-            return node.optional
-        if isinstance(node, p.DerivedRead):
-            if node.name not in self._nullable:
-                self._nullable[node.name] = self.nullable(self.program.derived[node.name].node)
-            return self._nullable[node.name]
-        if isinstance(node, p.TableLookup):
-            return not node.type.is_set or self.nullable(node.key)
-        if isinstance(node, p.PresenceNode):
-            return False
-        return any(self.nullable(child) for child in p.sub_nodes(node))
+        """Whether a node can be unknown: the compiler's answer (`program.can_be_unknown`)."""
+        return p.can_be_unknown(self.program, node, self._nullable)
 
     def expr(self, node: p.Node) -> str:
         tri = self.nullable(node)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine import numbers
+from engine import kleene, numbers
 from engine import program as p
 from engine.cases import records
 
@@ -26,44 +26,6 @@ ExplainFn = Callable[[FactMap, Tables], tuple[list[Any], list[Any], list[int]]]
 ValuesFn = Callable[[Any, Tables, frozenset[int]], dict[tuple[int, int], Any]]
 
 
-# Three-valued helpers: only used where a condition can be unknown (it reads an optional fact).
-def _and3(*values: bool | None) -> bool | None:
-    if False in values:
-        return False
-    return None if None in values else True
-
-
-def _or3(*values: bool | None) -> bool | None:
-    if True in values:
-        return True
-    return None if None in values else False
-
-
-def _not3(value: bool | None) -> bool | None:
-    return None if value is None else not value
-
-
-def _cmp3(op: Callable[[Any, Any], bool], left: Any, right: Any) -> bool | None:
-    return None if left is None or right is None else op(left, right)
-
-
-def _in3(item: Any, collection: Any) -> bool | None:
-    return None if item is None or collection is None else item in collection
-
-
-def _any3(items: Any, collection: Any) -> bool | None:
-    return None if items is None or collection is None else not frozenset(items).isdisjoint(collection)
-
-
-def _all3(items: Any, collection: Any) -> bool | None:
-    return None if items is None or collection is None else frozenset(items).issubset(collection)
-
-
-def _get3(table: dict[Any, Any], key: Any, default: Any) -> Any:
-    """A table lookup whose key may be unknown: an unknown key looks up nothing (unknown)."""
-    return None if key is None else table.get(key, default)
-
-
 _RUNTIME: dict[str, Any] = {
     "_add": numbers.add,
     "_sub": numbers.subtract,
@@ -72,14 +34,7 @@ _RUNTIME: dict[str, Any] = {
     "_min": numbers.smallest,
     "_max": numbers.largest,
     "_round": numbers.round_to,
-    "_and3": _and3,
-    "_or3": _or3,
-    "_not3": _not3,
-    "_cmp3": _cmp3,
-    "_in3": _in3,
-    "_any3": _any3,
-    "_all3": _all3,
-    "_get3": _get3,
+    **kleene.NAMESPACE,
     "_EMPTY": EMPTY,
     "_NOREC": {},
     "_frozenset": frozenset,
@@ -151,20 +106,8 @@ class _Emitter:
         return self.facts[path]
 
     def nullable(self, node: p.Node) -> bool:
-        """Whether a node can be unknown: it reads a missing optional fact or an absent table value."""
-        if isinstance(node, p.FactRead):
-            return node.optional
-        if isinstance(node, p.DerivedRead):
-            if node.name not in self._nullable:
-                self._nullable[node.name] = self.nullable(self.program.derived[node.name].node)
-            return self._nullable[node.name]
-        if isinstance(node, p.TableLookup):
-            return not node.type.is_set or self.nullable(node.key)
-        if isinstance(node, p.PresenceNode):
-            return False
-        if isinstance(node, p.ArithNode) and node.op == "/":
-            return True  # division by zero has no value
-        return any(self.nullable(child) for child in p.sub_nodes(node))
+        """Whether a node can be unknown (`program.can_be_unknown`, memoised per derived fact)."""
+        return p.can_be_unknown(self.program, node, self._nullable)
 
     def expr(self, node: p.Node, sub: Callable[[p.Node], str] | None = None) -> str:
         """Python source for a node; `sub` renders children (the explain path passes slot locals)."""
@@ -303,18 +246,6 @@ def _rule_lines(emitter: _Emitter, index: int, rule: p.RuleInfo) -> list[str]:
         "    elif _s is None:",
         f"        fired.append({~index})",
     ]
-
-
-def _status3(condition: bool | None, *unless: bool | None) -> bool | None:
-    """Whether a rule fires (True), does not (False), or hangs on an unknown value (None)."""
-    if condition is False or True in unless:
-        return False
-    if condition is True and all(u is False for u in unless):
-        return True
-    return None
-
-
-_RUNTIME["_status3"] = _status3
 
 
 def _closure(program: p.Program, names: set[str]) -> set[str]:

@@ -160,22 +160,8 @@ class Version:
 
 
 def _untraced(compiled: CompiledPolicy, resolution: Resolution, when: date) -> Decision:
-    """The decision a key stands for, without a trace (what `decide_facts` returns)."""
-    return Decision.model_construct(
-        policy=compiled.info.id,
-        version=compiled.info.version,
-        title=compiled.info.title,
-        source=compiled.info.source,
-        content_hash=compiled.content_hash,
-        evaluated_at=when,
-        decisions=resolution.decisions,
-        obligations=list(resolution.obligations),
-        recommendations=list(resolution.recommendations),
-        conflicts=list(resolution.conflicts),
-        fired=list(resolution.fired_ids),
-        unknown=[compiled.program.rules[i].id for i in resolution.unknown],
-        trace=None,
-    )
+    """The decision a key stands for, without a trace: the runtime's own answer builder."""
+    return compiled._decision(resolution, when, None)
 
 
 def _statuses(compiled: CompiledPolicy, key: Key) -> dict[str, tuple[RuleStatus, list[str]]]:

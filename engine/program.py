@@ -390,3 +390,26 @@ class Program:
     rules: list[RuleInfo] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # every file read: policy, vocabularies, tables
     syntax: s.SourceFile | None = None
+
+
+def can_be_unknown(program: Program, node: Node, derived_cache: dict[str, bool]) -> bool:
+    """Whether a node can be unknown in three-valued logic, decided statically once per node.
+
+    A node is unknown when it reads a missing optional fact, an absent scalar table value, or
+    divides (division by zero has no value). Every generated evaluator (the compiler's, the
+    columnar one) asks this one function, so they emit Kleene helpers at the same nodes;
+    `derived_cache` memoises derived facts per emitter.
+    """
+    if isinstance(node, FactRead):
+        return node.optional
+    if isinstance(node, DerivedRead):
+        if node.name not in derived_cache:
+            derived_cache[node.name] = can_be_unknown(program, program.derived[node.name].node, derived_cache)
+        return derived_cache[node.name]
+    if isinstance(node, TableLookup):
+        return not node.type.is_set or can_be_unknown(program, node.key, derived_cache)
+    if isinstance(node, PresenceNode):
+        return False
+    if isinstance(node, ArithNode) and node.op == "/":
+        return True
+    return any(can_be_unknown(program, child, derived_cache) for child in sub_nodes(node))

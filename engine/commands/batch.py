@@ -18,7 +18,7 @@ from typing import BinaryIO, NoReturn
 import click
 
 from engine import batch
-from engine.commands.options import fail_usage, load_policy, version_options
+from engine.commands.options import fail_usage, load_policy, version_options, workers_option
 from engine.errors import UsageError
 
 EXIT_INTERRUPTED = 130
@@ -195,13 +195,7 @@ def _report(summary: batch.Summary, rejects_path: str, output: str = "", cases: 
     "-o", "--output", required=True, metavar="FILE", help="Decisions, one JSON line per case (- for stdout)."
 )
 @version_options
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Worker processes (default: one per core; 1 decides in this process).",
-)
+@workers_option
 @click.option(
     "--rejects",
     "rejects_path",

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from engine import diff as d
-from engine.commands.options import DATE, fail_usage, report_policy_error
+from engine.commands.options import DATE, fail_usage, report_policy_error, workers_option
 from engine.errors import PolicyError, UsageError
 
 EXIT_INTERRUPTED = 130
@@ -78,13 +78,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @click.option(
     "--id-column", metavar="NAME", help="The column naming each case [default: $id, id or case_id]."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Worker processes (default: one per core; 1 decides in this process).",
-)
+@workers_option
 @click.option(
     "--dask",
     "dask_address",

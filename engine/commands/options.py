@@ -104,3 +104,13 @@ def read_case(source: str) -> dict[str, Any]:
         if problem.help:
             click.echo(f"  = help: {problem.help}", err=True)
     sys.exit(1)
+
+
+#: `--workers N`, shared by the commands that decide cases on a process pool (batch, impact).
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Worker processes (default: one per core; 1 decides in this process).",
+)
