@@ -175,6 +175,7 @@ class _Gathering:
         result = self.loader.parse(text, key)
         self.unit.diagnostics.extend(result.diagnostics)
         self.unit.broken.update(result.broken)
+        self.unit.incomplete = self.unit.incomplete or result.broken_use
         return result.tree
 
     def _gather(self, tree: s.SourceFile, path: Path, chain: list[str], seen: set[str]) -> None:

@@ -26,14 +26,20 @@ class ParseResult:
     """The tree of a file (None when its header could not be read) and its syntax errors.
 
     `broken` holds the names of the declarations that failed to parse (`rule a`, `fact x`...):
-    the checker says nothing about references to them, since the syntax error already did."""
+    the checker says nothing about references to them, since the syntax error already did.
+    `broken_use` says a `use` failed to parse, so the names of its vocabulary are unknown."""
 
     def __init__(
-        self, tree: s.SourceFile | None, diagnostics: list[Diagnostic], broken: frozenset[str] = frozenset()
+        self,
+        tree: s.SourceFile | None,
+        diagnostics: list[Diagnostic],
+        broken: frozenset[str] = frozenset(),
+        broken_use: bool = False,
     ):
         self.tree = tree
         self.diagnostics = diagnostics
         self.broken = broken
+        self.broken_use = broken_use
 
 
 def parse(text: str, path: str = "<string>") -> ParseResult:
@@ -107,6 +113,7 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
     """Re-parse declaration by declaration to report every syntax error in the file."""
     diagnostics: list[Diagnostic] = []
     broken: set[str] = set()
+    broken_use = False
     header: s.Header | None = None
     items: list[s.Item] = []
     for index, (offset, piece) in enumerate(_pieces(text)):
@@ -124,7 +131,9 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
             else:
                 items.append(built)
             continue
-        if start == "item" and (name := _declared_name(piece)):
+        if start == "item" and _declaration_word(piece) == "use":
+            broken_use = True
+        elif start == "item" and (name := _declared_name(piece)):
             broken.add(name)
     if not text.strip():  # one problem, said once (not also "unexpected end of file")
         span = Span(path, 1, 1, 1, 1)
@@ -134,7 +143,7 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
             )
         ]
     tree = s.SourceFile(header, tuple(items), extract_comments(text, path), path) if header else None
-    return ParseResult(tree, diagnostics, frozenset(broken))
+    return ParseResult(tree, diagnostics, frozenset(broken), broken_use)
 
 
 # ---------------------------------------------------------------------------

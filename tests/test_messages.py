@@ -133,6 +133,13 @@ def test_a_mistyped_use_path_is_one_error_with_did_you_mean(write_policy: Any) -
     assert found.help is not None and found.help.startswith("did you mean `trade.vocab`?")
 
 
+def test_a_use_without_quotes_is_one_error(write_policy: Any) -> None:
+    body = "use vocab/trade.vocab\n\nrule a\n  if hr_abuse_risk and destination in <CC>\n  then require x\n"
+    (found,) = check_file(write_policy(body)).diagnostics
+    assert (found.code, found.line, found.column) == ("syntax", 7, 5)
+    assert found.help == "descriptions, citations, ids and paths are written in double quotes"
+
+
 def test_a_use_of_a_policy_is_one_error(write_policy: Any) -> None:
     other = HEADER + 'fact risk: boolean "r"\n'
     body = 'use "other.policy"\n\nrule a\n  if risk\n  then require x\n'
