@@ -122,8 +122,20 @@ class _Checker:
         unique = {(d.file, d.line, d.column, d.code, d.message): d for d in self.diagnostics}
         return sorted(unique.values(), key=Diagnostic.sort_key)
 
-    def _error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
+    def _error(
+        self, code: str, message: str, span: Span, help: str | None = None, missing: str | None = None
+    ) -> None:
+        """Report a problem; `missing` is the declaration an `unknown-*` error did not find."""
+        if missing is not None and self._follows_failure(code, missing):
+            return
         self.diagnostics.append(Diagnostic.at(code, message, span, help))
+
+    def _follows_failure(self, code: str, missing: str) -> bool:
+        """True when a name is unknown only because its declaration failed to parse, or because a
+        `use` failed to load (rules never come from a vocabulary): the primary error says it all."""
+        if missing in self.unit.broken:
+            return True
+        return self.unit.incomplete and code != "unknown-rule"
 
     def _warn(self, code: str, message: str, span: Span, help: str | None = None) -> None:
         self.diagnostics.append(Diagnostic.at(code, message, span, help, Severity.WARNING))
@@ -307,6 +319,7 @@ class _Checker:
             type_expr.span,
             did_you_mean(type_expr.name, known)
             or "a type is boolean, number, string, date, an enumeration, or `set of` one of those",
+            missing=type_expr.name,
         )
         return None
 
@@ -366,6 +379,7 @@ class _Checker:
                 written.span,
                 did_you_mean(written.name, [*self.declared.enums, *p.SCALARS])
                 or "a decision's type is an enumeration, boolean, number, date or string",
+                missing=written.name,
             )
             return
         type_ = self._type(written, computed=True)
@@ -643,6 +657,7 @@ class _Checker:
                         outcome.decision.span,
                         did_you_mean(name, self.declared.decisions)
                         or 'declare it: `decision NAME: ENUM default VALUE "description"`',
+                        missing=name,
                     )
                 return None
             return self._decide(outcome, decision)
@@ -658,6 +673,7 @@ class _Checker:
                 f"unknown {noun} `{outcome.name.name}`",
                 outcome.name.span,
                 did_you_mean(outcome.name.name, declared) or f'declare it: `{noun} NAME "description"`',
+                missing=outcome.name.name,
             )
             return None
         return p.OutcomeInfo(kind, outcome.name.name, None, outcome.span)
@@ -694,6 +710,7 @@ class _Checker:
                         f"rule `{rule.id.name}` overrides unknown rule `{target.name}`",
                         target.span,
                         did_you_mean(target.name, rules) or "override a rule of this policy",
+                        missing=target.name,
                     )
                 elif target.name == rule.id.name:
                     self._error(
@@ -806,6 +823,7 @@ class _Checker:
                 f"unknown group or set `{name}`",
                 ref.span,
                 did_you_mean(name, candidates) or "declare it: `group NAME = <A, B>`",
+                missing=name,
             )
             return
         owners = [e for e, values in self.program.enums.items() if name in values]
@@ -820,6 +838,7 @@ class _Checker:
             f"unknown fact `{name}`",
             ref.span,
             help_text or 'declare it: `fact NAME: TYPE "description"`',
+            missing=name,
         )
 
     def _group(self, group: p.GroupInfo, ref: s.Ref, expected: p.Type | None) -> p.Node | None:
@@ -889,6 +908,7 @@ class _Checker:
                     lookup.table.span,
                     did_you_mean(lookup.table.name, self.declared.tables)
                     or 'declare it: `table NAME: KEY -> VALUE "description" from "file.json"`',
+                    missing=lookup.table.name,
                 )
             return None
         key = self._typed(lookup.key, table.key_type, "the table's key")

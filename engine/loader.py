@@ -52,6 +52,10 @@ class SourceUnit:
     tables: dict[str, TableData] = field(default_factory=dict)  # by data file path
     sources: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Names of declarations that failed to parse, in any file read: already reported.
+    broken: set[str] = field(default_factory=set)
+    #: A `use` whose vocabulary could not be loaded: which names it declares is unknown.
+    incomplete: bool = False
 
     @property
     def digest(self) -> str:
@@ -170,6 +174,8 @@ class _Gathering:
         self.unit.sources[key] = text
         result = self.loader.parse(text, key)
         self.unit.diagnostics.extend(result.diagnostics)
+        self.unit.broken.update(result.broken)
+        self.unit.incomplete = self.unit.incomplete or result.broken_use
         return result.tree
 
     def _gather(self, tree: s.SourceFile, path: Path, chain: list[str], seen: set[str]) -> None:
@@ -197,6 +203,7 @@ class _Gathering:
         if str(target) in seen:
             return  # a vocabulary reached twice (a diamond) is read once
         if len(chain) > limits.MAX_USE_DEPTH:  # each level is a few frames of recursion here
+            self.unit.incomplete = True
             self.unit.diagnostics.append(
                 limits.too_deep(
                     f"vocabularies use each other more than {limits.MAX_USE_DEPTH} levels deep",
@@ -206,9 +213,11 @@ class _Gathering:
             )
             return
         tree = self._load(target, use.span)
-        if tree is None:
+        if tree is None:  # not found, not UTF-8 or no header: reported once, its names unknown
+            self.unit.incomplete = True
             return
         if tree.header.kind != "vocabulary":
+            self.unit.incomplete = True
             self._error(
                 "use-not-vocabulary",
                 f"`{use.path}` is a policy, not a vocabulary",

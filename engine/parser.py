@@ -23,11 +23,23 @@ from engine.numbers import percent
 
 
 class ParseResult:
-    """The tree of a file (None when its header could not be read) and its syntax errors."""
+    """The tree of a file (None when its header could not be read) and its syntax errors.
 
-    def __init__(self, tree: s.SourceFile | None, diagnostics: list[Diagnostic]):
+    `broken` holds the names of the declarations that failed to parse (`rule a`, `fact x`...):
+    the checker says nothing about references to them, since the syntax error already did.
+    `broken_use` says a `use` failed to parse, so the names of its vocabulary are unknown."""
+
+    def __init__(
+        self,
+        tree: s.SourceFile | None,
+        diagnostics: list[Diagnostic],
+        broken: frozenset[str] = frozenset(),
+        broken_use: bool = False,
+    ):
         self.tree = tree
         self.diagnostics = diagnostics
+        self.broken = broken
+        self.broken_use = broken_use
 
 
 def parse(text: str, path: str = "<string>") -> ParseResult:
@@ -84,9 +96,24 @@ def _pieces(text: str) -> list[tuple[int, str]]:
     return [(a, text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
+_DECLARED_NAME = re.compile(r"\s*[a-z]+[ \t]+([A-Za-z_][\w.-]*(?:[ \t]+[A-Za-z_][\w-]*)*)")
+
+
+def _declared_name(piece: str) -> str | None:
+    """The name a broken declaration meant to declare (`rule a ...` -> `a`; `obligation file x ...`
+    -> `file x`), read from its text since it has no tree."""
+    match = _DECLARED_NAME.match(piece)
+    if match is None:
+        return None
+    name = " ".join(match.group(1).split())
+    return name if _declaration_word(piece) in ("obligation", "recommendation") else name.split(" ")[0]
+
+
 def _parse_in_pieces(text: str, path: str) -> ParseResult:
     """Re-parse declaration by declaration to report every syntax error in the file."""
     diagnostics: list[Diagnostic] = []
+    broken: set[str] = set()
+    broken_use = False
     header: s.Header | None = None
     items: list[s.Item] = []
     for index, (offset, piece) in enumerate(_pieces(text)):
@@ -96,14 +123,18 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
             built = _Builder(path).transform(lark_parser().parse(padded, start=start))
         except UnexpectedInput as exc:
             diagnostics.append(syntax_error(exc, padded, path, start))
-            continue
         except VisitError as exc:
             diagnostics.append(_visit_error(exc, path))
-            continue
-        if start == "header":
-            header = built
         else:
-            items.append(built)
+            if start == "header":
+                header = built
+            else:
+                items.append(built)
+            continue
+        if start == "item" and _declaration_word(piece) == "use":
+            broken_use = True
+        elif start == "item" and (name := _declared_name(piece)):
+            broken.add(name)
     if not text.strip():  # one problem, said once (not also "unexpected end of file")
         span = Span(path, 1, 1, 1, 1)
         diagnostics = [
@@ -112,7 +143,7 @@ def _parse_in_pieces(text: str, path: str) -> ParseResult:
             )
         ]
     tree = s.SourceFile(header, tuple(items), extract_comments(text, path), path) if header else None
-    return ParseResult(tree, diagnostics)
+    return ParseResult(tree, diagnostics, frozenset(broken), broken_use)
 
 
 # ---------------------------------------------------------------------------
@@ -284,12 +315,16 @@ def _bad_token(token: Token, expected: set[str], text: str, path: str, start: st
         line, column, width = token.line or 1, token.column or 1, max(len(str(token.value)), 1)
     span = _point(path, line, column, width)
     previous = _previous_word(text, pos)
-    contextual = _contextual_message(previous, expected) or _declaration_message(
-        _declaration_word(text), token, expected
+    if previous == "=" and token.value == "=" and token.type != "$END":  # `==`: underline both
+        span = _point(path, line, column - 1, 2)
+    contextual = (
+        _mistake_message(previous, token, expected, text[:pos])
+        or _contextual_message(previous, expected)
+        or _declaration_message(_declaration_word(text), token, expected)
     )
     if contextual:
         message, help_text = contextual
-        if token.type != "$END":
+        if token.type != "$END" and not message.startswith("`=="):
             message += f", found {_describe_token(token)}"
         return Diagnostic.at("syntax", message, span, help_text)
     if token.type != "NAME" and "NAME" in expected and re.fullmatch(r"[a-z]+", str(token.value)):
@@ -300,7 +335,41 @@ def _bad_token(token: Token, expected: set[str], text: str, path: str, start: st
             "choose another name, for example with a suffix: `" + str(token.value) + "_value`",
         )
     message = f"unexpected {_describe_token(token)}, expected {_expected_words(expected)}"
-    return Diagnostic.at("syntax", message, span, _generic_help(expected))
+    return Diagnostic.at("syntax", message, span, _keyword_help(token, expected) or _generic_help(expected))
+
+
+def _mistake_message(
+    previous: str | None, token: Token, expected: set[str], before: str
+) -> tuple[str, str | None] | None:
+    """Messages for habits from other languages and unfinished sets, keyed by the token found.
+
+    Checked before the context messages, since these say what the author meant to write."""
+    if previous == "=" and token.value == "=":
+        return "`==` is not an operator", 'equality is written with one `=`: `country = "CC"`'
+    if expected <= {"COMMA", "MORETHAN"} and "MORETHAN" in expected:
+        blanked = _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), before)  # a `<` in text is not one
+        opened = blanked.rfind("<")
+        where = f" (opened at line {before.count(chr(10), 0, opened) + 1})" if opened >= 0 else ""
+        return (
+            f"expected `,` or `>`: the set{where} is not closed",
+            "close the set with `>` after its last item: `<CC, infosec>`",
+        )
+    if previous in ("any", "all") and token.type != "$END" and "LESSTHAN" in expected:
+        example = str(token.value)
+        return (
+            f"expected a set after `includes {previous}`",
+            f"after `includes {previous}` comes a set: write `includes {previous} <{example}>`,"
+            f" or `includes {example}` for one value",
+        )
+    return None
+
+
+def _keyword_help(token: Token, expected: set[str]) -> str | None:
+    """`did you mean` a keyword the parser would accept here, for a misspelt keyword (`overide`)."""
+    if token.type != "NAME":
+        return None
+    keywords = [_describe_terminal(t).strip("`") for t in expected if t not in _TOKEN_WORDS]
+    return did_you_mean(str(token.value), [k for k in keywords if re.fullmatch(r"[a-z]+", k)])
 
 
 def _generic_help(expected: set[str]) -> str | None:

@@ -810,8 +810,8 @@ SYNTAX: dict[str, tuple[str, str, str | None, tuple[int, int], str]] = {
     ),
     "unclosed set literal": (
         "rule r if a in <A, B then require x\n",
-        "unexpected `then`, expected `,` or `>`",
-        None,
+        "expected `,` or `>`: the set (opened at line 7) is not closed, found `then`",
+        "close the set with `>` after its last item: `<CC, infosec>`",
         (7, 22),
         "then",
     ),
