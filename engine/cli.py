@@ -19,6 +19,7 @@ from engine import api
 from engine.commands.options import (
     DATE,
     DateType,
+    JsonErrorsCommand,
     fail_usage,
     load_policy,
     read_case,
@@ -87,7 +88,7 @@ def parse_command(file: str, fmt: str) -> None:
     click.echo(json.dumps(to_data(result.tree), indent=2, ensure_ascii=False))
 
 
-@main.command("check")
+@main.command("check", cls=JsonErrorsCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
@@ -106,7 +107,7 @@ def check_command(paths: tuple[str, ...], fmt: str, deep: bool, watch: bool) -> 
     try:
         watch_loop(paths, lambda: _check_once(paths, fmt, deep))
     except UsageError as exc:
-        fail_usage(exc)
+        fail_usage(exc, fmt)
 
 
 def _check_once(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
@@ -137,7 +138,7 @@ def _check_once(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
     sys.exit(1 if errors else 3 if incomplete else 0)
 
 
-@main.command("eval")
+@main.command("eval", cls=JsonErrorsCommand)
 @click.argument("policy")
 @click.argument("case")
 @version_options
@@ -148,13 +149,16 @@ def _check_once(paths: tuple[str, ...], fmt: str, deep: bool) -> None:
 def eval_command(
     policy: str, case: str, at: date | None, version: str | None, explain: bool, fmt: str
 ) -> None:
-    """Decide CASE (a JSON file, or - for stdin) under POLICY (a file or a policy folder)."""
-    loaded = load_policy(policy, version, at)
-    facts = read_case(case)
+    """Decide CASE (a JSON file, or - for stdin) under POLICY (a file or a policy folder).
+
+    With `--format json`, every error is one JSON document on stdout (docs/errors.md#errors-as-json).
+    """
+    loaded = load_policy(policy, version, at, fmt)
+    facts = read_case(case, fmt)
     try:
         decision = loaded.evaluate(facts, trace=explain or fmt == "json", at=at)
     except CaseError as exc:
-        report_case_error(exc, "<stdin>" if case == "-" else case)
+        report_case_error(exc, "<stdin>" if case == "-" else case, fmt)
     if fmt == "json" and not explain:
         decision = decision.model_copy(update={"trace": None})
     click.echo(render_decision(decision, fmt, explain), nl=False)

@@ -114,9 +114,10 @@ CODES: dict[str, Code] = {
         Code(
             "version",
             _E,
-            "no single version answers: none in force on the date, several, or an unknown name",
+            "no single version answers: several in force, an unknown name, a broken version file",
             "usage",
         ),
+        Code("no-version-in-force", _E, "no version is in force on the date asked", "usage"),
     )
 }
 

@@ -162,9 +162,18 @@ class UsageError(Error):
 
 
 class VersionError(UsageError):
-    """No single version of a policy folder answers the request: none in force, several, or an unknown name."""
+    """No single version of a policy folder answers the request: none in force, several, or an unknown name.
+
+    `code` is `version`, or `no-version-in-force` when the date asked falls before the first
+    version or in a gap, so a caller can tell "pick another date" from "fix the folder".
+    """
 
     code = "version"
+
+    def __init__(self, message: str, help: str | None = None, code: str | None = None):
+        if code is not None:
+            self.code = code
+        super().__init__(message, help)
 
 
 def _source_line(sources: Mapping[str, str], file: str, line: int) -> str | None:

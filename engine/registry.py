@@ -119,7 +119,9 @@ def select_version(
         if published:
             return published[-1]
     raise VersionError(
-        _no_version_message(folder, entries, when), "name a date inside a window, or use --version"
+        _no_version_message(folder, entries, when),
+        "name a date inside a window, or use --version",
+        code="no-version-in-force",
     )
 
 

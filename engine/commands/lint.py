@@ -1,7 +1,8 @@
 """`policy lint`: report findings (docs/linting.md); exit 1 when any has error severity.
 
 Exit status: 0 no error-severity finding, 1 at least one, 2 usage error (a bad
-`[tool.policy.lint]` table, a missing path).
+`[tool.policy.lint]` table, a missing path). With `--format json` the findings are a JSON
+list and a usage error is the JSON error document (docs/errors.md#errors-as-json), on stdout.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pathlib import Path
 import click
 
 from engine.api import policy_files
-from engine.commands.options import fail_usage
+from engine.commands.options import JsonErrorsCommand, fail_usage
 from engine.errors import UsageError, render_all
 from engine.linter import CODES, LintConfig, lint
 from engine.terminal import Counter, use_color
 
 
-@click.command("lint")
+@click.command("lint", cls=JsonErrorsCommand)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
@@ -44,14 +45,15 @@ def command(
         return
     if not paths:
         fail_usage(
-            UsageError("give at least one file or folder to lint", "for example `policy lint policies`")
+            UsageError("give at least one file or folder to lint", "for example `policy lint policies`"),
+            fmt,
         )
     try:
         config = LintConfig.load(config_path)
         with Counter("policy lint:", len(policy_files(paths))) as counter:
             result = lint(paths, config, update_lock=update_lock, progress=counter.step)
     except UsageError as exc:
-        fail_usage(exc)
+        fail_usage(exc, fmt)
     for lock in result.locks_written:
         click.echo(f"updated {lock}", err=True)
     if fmt == "json":
