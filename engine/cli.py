@@ -2,6 +2,8 @@
 
 Exit status everywhere: 0 success, 1 problems found (invalid policy or case, failing
 checks), 2 usage error (click's own, or `UsageError` from the engine).
+With `--format json`, `eval`, `check` and `lint` print any error as one JSON document on
+stdout instead (`engine.commands.options.error_document`, docs/errors.md#errors-as-json).
 """
 
 from __future__ import annotations
