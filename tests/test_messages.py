@@ -69,6 +69,14 @@ def test_a_misspelt_keyword_gets_did_you_mean() -> None:
     assert found.help == "did you mean `overrides`?"
 
 
+def test_a_misspelt_keyword_inside_a_rule_gets_did_you_mean_with_the_rule_shape() -> None:
+    found = only_error('rule a\n  if risk\n  unles country = "CC"\n  then decide review = "x"\n')
+    assert (found.line, found.column, found.end_column) == (13, 3, 8)
+    assert found.help == "did you mean `unless`? (a rule reads `if CONDITION then OUTCOME`)"
+    found = only_error('rule a\n  if risk\n  then decied review = "x"\n')
+    assert found.help is not None and found.help.startswith("did you mean `decide`? (write `decide NAME")
+
+
 def test_a_name_far_from_every_keyword_gets_no_guess() -> None:
     found = only_error('rule a\n  zzzz a\n  if risk\n  then decide review = "x"\n')
     assert found.help is None or "did you mean" not in found.help
