@@ -141,6 +141,16 @@ def test_a_mistyped_use_path_is_one_error_with_did_you_mean(write_policy: Any) -
     assert found.help is not None and found.help.startswith("did you mean `trade.vocab`?")
 
 
+def test_a_mistyped_suffix_in_a_use_or_table_path_gets_did_you_mean(write_policy: Any) -> None:
+    (found,) = check_file(write_policy('use "vocab/trade.vocb"\n')).diagnostics
+    assert found.code == "file-not-found"
+    assert found.help is not None and found.help.startswith("did you mean `trade.vocab`?")
+    table = 'enum K "k" = <a>\ntable t: K -> boolean "t" from "data/country-group.json"\n'
+    (found,) = check_file(write_policy(table)).diagnostics
+    assert (found.code, found.line) == ("table-data", 8)
+    assert found.help is not None and found.help.startswith("did you mean `country-groups.json`?")
+
+
 def test_a_use_without_quotes_is_one_error(write_policy: Any) -> None:
     body = "use vocab/trade.vocab\n\nrule a\n  if hr_abuse_risk and destination in <CC>\n  then require x\n"
     (found,) = check_file(write_policy(body)).diagnostics
