@@ -464,7 +464,7 @@ def score(tmp_path: Path, mistake: Mistake) -> Score:
 
 
 # Measured when this test was written (docs/security.md, "Figures"): it may rise, never fall.
-MEASURED_ALL_FIVE = 42
+MEASURED_ALL_FIVE = 43
 
 
 def test_there_are_44_mistakes() -> None:

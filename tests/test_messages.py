@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.checker import check_file
+from engine.checker import check_file, check_text
 from engine.errors import Diagnostic
 from engine.parser import parse
 from tests.conftest import HEADER
@@ -172,3 +172,17 @@ def test_a_broken_declaration_in_a_vocabulary_quiets_its_uses_in_the_policy(writ
     body = 'use "v.vocab"\n\nrule a\n  if risk\n  then require x\n'
     found = check_file(write_policy(body, files={"v.vocab": vocab})).diagnostics
     assert [(d.code, d.file.endswith("v.vocab")) for d in found] == [("syntax", True)]
+
+
+def test_a_misspelt_status_gets_did_you_mean_and_a_far_one_the_list() -> None:
+    def status_help(status: str) -> str | None:
+        header = HEADER.replace("status in-force", f"status {status}")
+        (found,) = check_text(header, "m.policy").diagnostics
+        assert found.code == "bad-status"
+        return found.help
+
+    assert (
+        status_help("in_force")
+        == "did you mean `in-force`? (the status is one of `draft`, `proposed`, `in-force`)"
+    )
+    assert status_help("final") == "the status is one of `draft`, `proposed`, `in-force`"
