@@ -479,6 +479,7 @@ def test_every_mistake_gets_a_code_and_a_location_and_renders(tmp_path: Path, mi
     found, sources = errors_of(tmp_path, mistake)
     assert found, f"{mistake.name}: no error reported"
     assert all(d.code and (d.line > 0 or d.file) for d in found)
+    assert len(found) == 1, [d.message for d in found]  # no follow-on errors (issue 11)
     assert render_all(found, sources)
 
 
