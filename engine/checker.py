@@ -163,11 +163,13 @@ class _Checker:
                     )
         status = seen.get("status")
         if status is not None and status.value not in STATUSES:
+            listed = "the status is one of `draft`, `proposed`, `in-force`"
+            hint = did_you_mean(str(status.value), STATUSES)  # `in_force`, `Draft`
             self._error(
                 "bad-status",
                 f"unknown status `{status.value}`",
                 status.span,
-                "the status is one of `draft`, `proposed`, `in-force`",
+                f"{hint} ({listed})" if hint else listed,
             )
         effective = _date_field(seen.get("effective"))
         ends = _date_field(seen.get("ends"))

@@ -114,16 +114,23 @@ class Loader:
         return _Gathering(self, preloaded).run(Path(path))
 
 
-def _missing_use_help(path: Path) -> str:
-    """A did-you-mean for a mistyped `use` path: the nearest file of the same kind in that folder."""
+def _nearby_file(path: Path, kind: str) -> str | None:
+    """A did-you-mean for a mistyped file path: the nearest file in that folder with the path's own
+    suffix or the suffix the file must have (`kind`: `.vocab` for `use`, `.json` for a table), so a
+    mistyped suffix (`trade.vocb`) is caught as well as a mistyped stem."""
     from engine.errors import did_you_mean
 
-    folder = path.parent
+    folder, suffixes = path.parent, {path.suffix, kind}
     try:
-        candidates = [f.name for f in folder.iterdir() if f.suffix == path.suffix] if folder.is_dir() else []
+        candidates = [f.name for f in folder.iterdir() if f.suffix in suffixes] if folder.is_dir() else []
     except OSError:
         candidates = []
-    hint = did_you_mean(path.name, candidates)
+    return did_you_mean(path.name, candidates)
+
+
+def _missing_use_help(path: Path) -> str:
+    """The help of a `use` whose file cannot be read: the nearby vocabulary it may mean, and the rule."""
+    hint = _nearby_file(path, ".vocab")
     base = "check the path; `use` paths are relative to the file that uses them"
     return f"{hint} ({base})" if hint else base
 
@@ -235,7 +242,13 @@ class _Gathering:
             data = (self.preloaded or {}).get(key) or self.loader.overlay.get(str(data_path.resolve()))
             raw_bytes = data.encode("utf-8") if data is not None else data_path.read_bytes()
         except OSError as exc:
-            self.unit.tables[key] = TableData(problem=("the file", f"cannot be read ({exc.strerror})"))
+            hint = _nearby_file(data_path, ".json")
+            self.unit.tables[key] = TableData(
+                problem=("the file", f"cannot be read ({exc.strerror})"),
+                help=f"{hint} (table paths are relative to the file that declares the table)"
+                if hint
+                else None,
+            )
             return
         try:  # the strict reader: repeated keys, bad UTF-8, limits, located in the table file
             raw = strictjson.parse(raw_bytes, key, strictjson.TABLES)

@@ -324,6 +324,9 @@ def _bad_token(token: Token, expected: set[str], text: str, path: str, start: st
     )
     if contextual:
         message, help_text = contextual
+        hint = _keyword_help(token, expected)  # `unles`, `decied`: the keyword comes first
+        if hint and not (help_text or "").startswith("did you mean"):  # a header field has its own
+            help_text = f"{hint} ({help_text})" if help_text else hint
         if token.type != "$END" and not message.startswith("`=="):
             message += f", found {_describe_token(token)}"
         return Diagnostic.at("syntax", message, span, help_text)

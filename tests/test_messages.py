@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.checker import check_file
+from engine.checker import check_file, check_text
 from engine.errors import Diagnostic
 from engine.parser import parse
 from tests.conftest import HEADER
@@ -67,6 +67,14 @@ def test_a_misspelt_keyword_gets_did_you_mean() -> None:
     )
     assert (found.line, found.column, found.end_column) == (16, 3, 10)
     assert found.help == "did you mean `overrides`?"
+
+
+def test_a_misspelt_keyword_inside_a_rule_gets_did_you_mean_with_the_rule_shape() -> None:
+    found = only_error('rule a\n  if risk\n  unles country = "CC"\n  then decide review = "x"\n')
+    assert (found.line, found.column, found.end_column) == (13, 3, 8)
+    assert found.help == "did you mean `unless`? (a rule reads `if CONDITION then OUTCOME`)"
+    found = only_error('rule a\n  if risk\n  then decied review = "x"\n')
+    assert found.help is not None and found.help.startswith("did you mean `decide`? (write `decide NAME")
 
 
 def test_a_name_far_from_every_keyword_gets_no_guess() -> None:
@@ -133,6 +141,16 @@ def test_a_mistyped_use_path_is_one_error_with_did_you_mean(write_policy: Any) -
     assert found.help is not None and found.help.startswith("did you mean `trade.vocab`?")
 
 
+def test_a_mistyped_suffix_in_a_use_or_table_path_gets_did_you_mean(write_policy: Any) -> None:
+    (found,) = check_file(write_policy('use "vocab/trade.vocb"\n')).diagnostics
+    assert found.code == "file-not-found"
+    assert found.help is not None and found.help.startswith("did you mean `trade.vocab`?")
+    table = 'enum K "k" = <a>\ntable t: K -> boolean "t" from "data/country-group.json"\n'
+    (found,) = check_file(write_policy(table)).diagnostics
+    assert (found.code, found.line) == ("table-data", 8)
+    assert found.help is not None and found.help.startswith("did you mean `country-groups.json`?")
+
+
 def test_a_use_without_quotes_is_one_error(write_policy: Any) -> None:
     body = "use vocab/trade.vocab\n\nrule a\n  if hr_abuse_risk and destination in <CC>\n  then require x\n"
     (found,) = check_file(write_policy(body)).diagnostics
@@ -154,3 +172,17 @@ def test_a_broken_declaration_in_a_vocabulary_quiets_its_uses_in_the_policy(writ
     body = 'use "v.vocab"\n\nrule a\n  if risk\n  then require x\n'
     found = check_file(write_policy(body, files={"v.vocab": vocab})).diagnostics
     assert [(d.code, d.file.endswith("v.vocab")) for d in found] == [("syntax", True)]
+
+
+def test_a_misspelt_status_gets_did_you_mean_and_a_far_one_the_list() -> None:
+    def status_help(status: str) -> str | None:
+        header = HEADER.replace("status in-force", f"status {status}")
+        (found,) = check_text(header, "m.policy").diagnostics
+        assert found.code == "bad-status"
+        return found.help
+
+    assert (
+        status_help("in_force")
+        == "did you mean `in-force`? (the status is one of `draft`, `proposed`, `in-force`)"
+    )
+    assert status_help("final") == "the status is one of `draft`, `proposed`, `in-force`"
